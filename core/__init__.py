@@ -1,0 +1,1 @@
+"""Shared package: event schema, loaders, configuration and the sequence-feature contract."""

@@ -1,0 +1,222 @@
+"""One typed configuration for the whole product.
+
+Defaults live here, in code. A YAML or TOML file (``--config`` or ``INTEREST_CONFIG``) and
+environment variables only override them; nothing is read at import time.
+
+Environment variables:
+    INTEREST_CONFIG: path of a YAML/TOML file of overrides.
+    INTEREST_STATE_DIR: project state folder (default ``./.state``).
+    INTEREST_TRACKING_URI: MLflow tracking URI (default SQLite in the state folder).
+    INTEREST_OPTUNA_STORAGE: Optuna storage URL (default SQLite in the state folder).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+DataFormat = Literal["taobao", "tmall", "amazon", "rees46", "generic", "canonical"]
+Period = Literal["hour", "day", "week"]
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PathsConfig(_Section):
+    """Where all state lives. Empty strings mean "derive from ``state_dir``"."""
+
+    state_dir: Path = Path(".state")
+    tracking_uri: str = ""
+    artifact_root: str = ""
+    optuna_storage: str = ""
+    bentoml_home: str = ""
+    evidently_workspace: str = ""
+    prediction_log: str = ""
+    logs: str = ""
+
+    def resolved(self) -> ResolvedPaths:
+        """Return absolute paths, deriving unset ones from ``state_dir``."""
+        root = self.state_dir.expanduser().resolve()
+        return ResolvedPaths(
+            state_dir=root,
+            tracking_uri=self.tracking_uri or f"sqlite:///{root / 'mlflow.db'}",
+            artifact_root=self.artifact_root or str(root / "mlartifacts"),
+            optuna_storage=self.optuna_storage or f"sqlite:///{root / 'optuna.db'}",
+            bentoml_home=Path(self.bentoml_home or root / "bentoml"),
+            evidently_workspace=Path(self.evidently_workspace or root / "evidently"),
+            prediction_log=Path(self.prediction_log or root / "predictions"),
+            logs=Path(self.logs or root / "logs"),
+        )
+
+
+class ResolvedPaths(BaseModel):
+    """Absolute locations derived from :class:`PathsConfig`."""
+
+    state_dir: Path
+    tracking_uri: str
+    artifact_root: str
+    optuna_storage: str
+    bentoml_home: Path
+    evidently_workspace: Path
+    prediction_log: Path
+    logs: Path
+
+
+class DataConfig(_Section):
+    """How to read an event log into the canonical schema."""
+
+    format: DataFormat = "taobao"
+    # Which source key plays the role of "category": category id, brand id or item id.
+    category_key: Literal["category_id", "brand", "item_id"] = "category_id"
+    # Tmall 2014 dates are "M-D" with no year.
+    year: int = 2014
+    # Amazon: optional item metadata file (item_id -> category) for categories.
+    item_meta: Path | None = None
+    # Generic format: canonical column -> source column.
+    column_map: dict[str, str] = Field(default_factory=dict)
+    # Generic format: source behaviour value -> canonical behaviour.
+    behavior_map: dict[str, str] = Field(default_factory=dict)
+    # Validation fails when more than this share of rows would be dropped.
+    max_drop_share: float = Field(0.05, ge=0.0, le=1.0)
+    # Keep only events in [window_start, window_end) (UTC ISO strings); outside rows are reported.
+    window_start: str | None = None
+    window_end: str | None = None
+
+
+class FeatureConfig(_Section):
+    """The sequence-feature contract shared by training, serving and monitoring."""
+
+    max_events: int = Field(50, ge=1)  # N: last events per user before the cutoff
+    period: Period = "day"
+    n_periods: int = Field(7, ge=1)  # P: history periods for the long-term branch
+    top_categories: int = Field(30, ge=1)  # C: trajectory buckets (+1 "other")
+    horizon: str = "3D"  # label window after the cutoff (pandas offset string)
+    future_periods: int = Field(3, ge=1)  # K: trajectory periods after the cutoff
+    min_freq: int = Field(1, ge=1)  # categories rarer than this map to OOV
+    history: str | None = None  # optional cap on history length (offset string)
+
+
+class SplitConfig(_Section):
+    """Strictly temporal splits. Cutoffs are UTC ISO strings; unset ones are derived."""
+
+    test_cutoff: str | None = None  # default: last event time - horizon
+    val_cutoff: str | None = None  # default: test_cutoff - horizon
+    n_train_cutoffs: int = Field(3, ge=1)  # rolling cutoffs multiply training samples
+    train_step: str | None = None  # spacing of train cutoffs; default: one period
+
+
+class TrainConfig(_Section):
+    """Defaults for training and tuning jobs."""
+
+    epochs: int = Field(5, ge=1)
+    batch_size: int = Field(256, ge=1)
+    seed: int = 42
+    trials: int = Field(10, ge=1)
+    timeout_s: float | None = None
+    study_name: str = "interest-evolution"
+    experiment: str = "interest-evolution"
+    pretrain_epochs: int = Field(1, ge=0)
+
+
+class RegistryConfig(_Section):
+    """Model registry and the promotion gate."""
+
+    model_name: str = "interest-evolution"
+    primary_metric: str = "recall_at_10"
+    # A challenger must beat champion and best baseline by this relative margin.
+    min_improvement: float = 0.0
+
+
+class ServingConfig(_Section):
+    """The BentoML service."""
+
+    bento_model: str = "interest-evolution"
+    max_events: int = Field(2000, ge=1)  # per request
+    max_batch_users: int = Field(256, ge=1)
+    max_body_bytes: int = Field(4_000_000, ge=1)
+    top_k: int = Field(10, ge=1)
+    auth_token: str | None = None
+    log_rotate_rows: int = Field(50_000, ge=1)
+    max_future_skew_s: float = 300.0  # tolerated clock skew for "events from the future"
+
+
+class MonitoringConfig(_Section):
+    """Drift detection and retraining triggers."""
+
+    stattest: str = "psi"
+    stattest_threshold: float = 0.2
+    drift_share: float = Field(0.3, ge=0.0, le=1.0)
+    min_rows: int = Field(200, ge=1)
+    cooldown: str = "1h"
+    retrain_trials: int = Field(2, ge=1)
+
+
+class ProjectConfig(_Section):
+    """The whole configuration."""
+
+    paths: PathsConfig = Field(default_factory=PathsConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    features: FeatureConfig = Field(default_factory=FeatureConfig)
+    split: SplitConfig = Field(default_factory=SplitConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    registry: RegistryConfig = Field(default_factory=RegistryConfig)
+    serving: ServingConfig = Field(default_factory=ServingConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+
+
+def _read_file(path: Path) -> dict[str, Any]:
+    if not path.is_file():
+        raise FileNotFoundError(f"config file {path} does not exist")
+    text = path.read_text()
+    if path.suffix == ".toml":
+        return tomllib.loads(text)
+    data = yaml.safe_load(text) or {}
+    if not isinstance(data, dict):
+        raise ValueError(f"config file {path} must hold a mapping at the top level")
+    return data
+
+
+def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def load_config(
+    path: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    env: dict[str, str] | None = None,
+) -> ProjectConfig:
+    """Build the configuration: code defaults < file < environment < explicit overrides.
+
+    Args:
+        path: YAML/TOML file; falls back to ``INTEREST_CONFIG`` when ``None``.
+        overrides: nested mapping, e.g. ``{"train": {"epochs": 1}}`` (CLI options).
+        env: environment to read (default ``os.environ``).
+
+    Returns:
+        The validated :class:`ProjectConfig`.
+    """
+    env = dict(os.environ) if env is None else env
+    data: dict[str, Any] = {}
+    file = path or (Path(env["INTEREST_CONFIG"]) if env.get("INTEREST_CONFIG") else None)
+    if file is not None:
+        data = _read_file(Path(file))
+    env_paths = {
+        "state_dir": env.get("INTEREST_STATE_DIR"),
+        "tracking_uri": env.get("INTEREST_TRACKING_URI"),
+        "optuna_storage": env.get("INTEREST_OPTUNA_STORAGE"),
+    }
+    data = _merge(data, {"paths": {k: v for k, v in env_paths.items() if v}})
+    data = _merge(data, overrides or {})
+    return ProjectConfig.model_validate(data)

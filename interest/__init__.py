@@ -1,0 +1,1 @@
+"""Command-line shell over the product's stages (``interest --help``)."""

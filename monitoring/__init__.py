@@ -1,0 +1,1 @@
+"""Monitoring: Evidently drift reports and gated retraining."""

@@ -1,0 +1,1 @@
+"""Serving: the registered champion as a BentoML service."""

@@ -1,0 +1,1 @@
+"""Training: Keras model builders, Optuna studies, MLflow tracking, registry and promotion."""
