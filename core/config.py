@@ -122,6 +122,9 @@ class TrainConfig(_Section):
     study_name: str = "interest-evolution"
     experiment: str = "interest-evolution"
     pretrain_epochs: int = Field(1, ge=0)
+    # Baselines scored next to every model (the protocol of shared/data/README.md).
+    baseline_pop_window: str = "3D"
+    baseline_half_life_days: float = Field(1.0, gt=0)
 
 
 class RegistryConfig(_Section):

@@ -1,0 +1,68 @@
+"""``interest data``: check event logs before anything trains on them."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from core.config import DataFormat
+from interest.common import config_from, fail
+
+app = typer.Typer(help="Validate event logs and report what would be kept or dropped.")
+
+
+@app.command()
+def validate(
+    ctx: typer.Context,
+    path: Annotated[Path, typer.Argument(help="Event file (CSV or Parquet by suffix).")],
+    format: Annotated[
+        DataFormat | None,
+        typer.Option("--format", "-f", help="Source layout (default: data.format)."),
+    ] = None,
+    category_key: Annotated[
+        str | None,
+        typer.Option(help="Source key used as category: category_id, brand or item_id."),
+    ] = None,
+    year: Annotated[int | None, typer.Option(help="Year for Tmall 'M-D' dates.")] = None,
+    item_meta: Annotated[
+        Path | None, typer.Option(help="Amazon item -> category file (item_id, i_category).")
+    ] = None,
+    max_drop_share: Annotated[
+        float | None, typer.Option(help="Fail when a larger share of rows is invalid.")
+    ] = None,
+    window_start: Annotated[
+        str | None, typer.Option(help="Keep events at or after this UTC ISO time.")
+    ] = None,
+    window_end: Annotated[
+        str | None, typer.Option(help="Keep events before this UTC ISO time.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+) -> None:
+    """Load PATH, print rows read/kept/dropped per reason; exit 1 if the file is unusable."""
+    from core.loaders import load_events
+    from core.validation import DataValidationError
+
+    overrides = {
+        "data": {
+            "format": format,
+            "category_key": category_key,
+            "year": year,
+            "item_meta": item_meta,
+            "max_drop_share": max_drop_share,
+            "window_start": window_start,
+            "window_end": window_end,
+        }
+    }
+    try:
+        config = config_from(ctx, overrides)
+    except ValueError as exc:
+        raise fail(f"invalid option: {exc}") from exc
+    try:
+        result = load_events(path, config.data)
+    except DataValidationError as exc:
+        raise fail(str(exc)) from exc
+    report = result.report
+    typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.to_text())

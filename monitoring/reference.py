@@ -1,0 +1,145 @@
+"""Inputs of a drift check: the champion's reference profile and a window of the prediction log.
+
+The log format is fixed by serving (``serving/predlog.py``): JSONL files named
+``predictions-<UTC yyyymmddTHHMMSS>-<pid>[_NNNN].jsonl``, one record per line with
+``logged_at`` (ISO UTC) and every ``core.profile.PROFILE_COLUMNS`` value.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pandas as pd
+
+from core.config import ProjectConfig
+from core.profile import PROFILE_COLUMNS
+
+REFERENCE_FILE = "reference.parquet"
+_LOG_NAME = re.compile(r"^predictions-(\d{8}T\d{6})-\d+(?:_\d+)?\.jsonl$")
+
+
+def resolve_reference(config: ProjectConfig) -> Path:
+    """Return the champion bundle's reference profile (registry lookup not wired yet).
+
+    Raises:
+        FileNotFoundError: always, until the registry lookup is wired in.
+    """
+    raise FileNotFoundError(
+        f"no reference given and the champion lookup for model "
+        f"'{config.registry.model_name}' is not wired yet: pass --reference "
+        f"(a model bundle folder or a {REFERENCE_FILE} file)"
+    )
+
+
+def load_reference(path: Path) -> pd.DataFrame:
+    """Read a reference profile from a bundle folder or a parquet file.
+
+    Args:
+        path: a bundle folder holding ``reference.parquet`` (directly or under ``bundle/``),
+            or the parquet file itself.
+
+    Raises:
+        FileNotFoundError: if no reference profile is found at ``path``.
+        ValueError: if the profile lacks any ``PROFILE_COLUMNS`` column.
+    """
+    path = Path(path)
+    if path.is_dir():
+        candidates = [path / REFERENCE_FILE, path / "bundle" / REFERENCE_FILE]
+        found = next((p for p in candidates if p.is_file()), None)
+        if found is None:
+            raise FileNotFoundError(f"bundle folder {path} has no {REFERENCE_FILE}")
+        path = found
+    elif not path.is_file():
+        raise FileNotFoundError(f"reference {path} does not exist")
+    frame = pd.read_parquet(path)
+    missing = [c for c in PROFILE_COLUMNS if c not in frame.columns]
+    if missing:
+        raise ValueError(f"reference {path} lacks profile columns {missing}")
+    return frame
+
+
+def _utc(value: datetime | None) -> pd.Timestamp | None:
+    if value is None:
+        return None
+    stamp = pd.Timestamp(value)
+    return stamp.tz_localize(UTC) if stamp.tzinfo is None else stamp.tz_convert(UTC)
+
+
+def log_files(directory: Path, until: datetime | None = None) -> list[Path]:
+    """List the log files in write order, leaving out files opened after ``until``."""
+    end = _utc(until)
+    files = []
+    for path in sorted(Path(directory).glob("predictions-*.jsonl")):
+        match = _LOG_NAME.match(path.name)
+        if match is None:
+            continue
+        opened = pd.Timestamp(datetime.strptime(match.group(1), "%Y%m%dT%H%M%S"), tz=UTC)
+        if end is not None and opened >= end:
+            continue
+        files.append(path)
+    return files
+
+
+def _read_records(path: Path) -> tuple[list[dict], int]:
+    records, bad = [], 0
+    with path.open(encoding="utf-8", errors="replace") as handle:
+        for line in handle:
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError:
+                # A half-written last line while serving appends, or a damaged line.
+                bad += 1
+                continue
+            if isinstance(record, dict):
+                records.append(record)
+            else:
+                bad += 1
+    return records, bad
+
+
+def read_prediction_log(
+    directory: Path, since: datetime | None = None, until: datetime | None = None
+) -> pd.DataFrame:
+    """Read logged predictions with ``since <= logged_at < until`` (naive times mean UTC).
+
+    Lines that are not complete JSON objects (e.g. one being written) are skipped; their
+    count is in ``frame.attrs["skipped_lines"]`` and the files read in ``frame.attrs["files"]``.
+
+    Args:
+        directory: the prediction log folder (``paths.prediction_log``).
+        since: window start, or ``None`` for the beginning of the log.
+        until: window end (exclusive), or ``None`` for now.
+
+    Returns:
+        One row per record, sorted by ``logged_at`` (a UTC ``datetime64`` column).
+    """
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise FileNotFoundError(f"prediction log folder {directory} does not exist")
+    files = log_files(directory, until)
+    records: list[dict] = []
+    skipped = 0
+    for path in files:
+        rows, bad = _read_records(path)
+        records.extend(rows)
+        skipped += bad
+    frame = pd.DataFrame.from_records(records)
+    if frame.empty:
+        frame = pd.DataFrame(columns=["logged_at", *PROFILE_COLUMNS])
+    frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True, errors="coerce", format="ISO8601")
+    skipped += int(frame["logged_at"].isna().sum())
+    keep = frame["logged_at"].notna()
+    start, end = _utc(since), _utc(until)
+    if start is not None:
+        keep &= frame["logged_at"] >= start
+    if end is not None:
+        keep &= frame["logged_at"] < end
+    frame = frame[keep].sort_values("logged_at", kind="stable").reset_index(drop=True)
+    frame.attrs["skipped_lines"] = skipped
+    frame.attrs["files"] = [str(p) for p in files]
+    return frame

@@ -1,0 +1,272 @@
+"""Request -> canonical events -> the training feature code -> model outputs -> response.
+
+Serving encodes with ``core.features.build_features(..., with_labels=False)``, the very
+function training used, so features cannot drift between the two. Checks that need the
+deployed configuration or the clock raise :class:`RequestError` naming the field.
+"""
+
+from __future__ import annotations
+
+import math
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.arrays import SequenceArrays
+from core.config import ServingConfig
+from core.profile import summarize_arrays
+from core.schema import conform
+from serving.predlog import hash_user
+from serving.schemas import (
+    BucketShare,
+    CategoryScore,
+    ModelRef,
+    PredictRequest,
+    PredictResponse,
+    TrajectoryPeriod,
+)
+
+TRAJECTORY_TOP = 5  # buckets reported per future period
+_NUDGE = timedelta(milliseconds=1)  # cutoff moves just past tolerated "future" events
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
+
+
+def _ns(value: datetime) -> int:
+    # Exact integer nanoseconds; float timestamps would lose microseconds.
+    return (value - _EPOCH) // _US * 1000
+
+
+class RequestError(ValueError):
+    """Bad input that pydantic could not catch; ``field`` locates it in the body."""
+
+    def __init__(self, field: str, message: str) -> None:
+        super().__init__(f"{field}: {message}")
+        self.field = field
+        self.message = message
+
+
+@dataclass
+class Encoded:
+    """Model inputs for a list of requests, one sample per request, in request order."""
+
+    arrays: SequenceArrays
+    cutoffs: list[datetime]
+    oov_events: list[int]
+    request_ids: list[str]
+
+
+def resolve_cutoff(
+    request: PredictRequest, config: ServingConfig, now: datetime, prefix: str = ""
+) -> datetime:
+    """Validate a request against the serving limits and return its effective cutoff.
+
+    The cutoff is ``request.cutoff`` or ``now``. Events later than the cutoff by at most
+    ``config.max_future_skew_s`` (client clock skew) are kept and the cutoff moves 1 ms past
+    the last of them; later events are rejected.
+
+    Raises:
+        RequestError: too many events, or an event from the future.
+    """
+    if len(request.events) > config.max_events:
+        raise RequestError(
+            f"{prefix}events",
+            f"{len(request.events)} events exceed the limit of {config.max_events}",
+        )
+    cutoff = request.cutoff or now
+    limit = cutoff + timedelta(seconds=config.max_future_skew_s)
+    last = request.events[0].timestamp
+    for i, event in enumerate(request.events):
+        if event.timestamp > limit:
+            raise RequestError(
+                f"{prefix}events[{i}].timestamp",
+                f"{event.timestamp.isoformat()} is after the cutoff {cutoff.isoformat()} "
+                f"by more than {config.max_future_skew_s:g} s",
+            )
+        last = max(last, event.timestamp)
+    return max(cutoff, last + _NUDGE) if last >= cutoff else cutoff
+
+
+def events_frame(keys: Sequence[str], requests: Sequence[PredictRequest]) -> pd.DataFrame:
+    """Return the canonical events frame of ``requests``, user ids replaced by ``keys``.
+
+    The hot path skips pandas (:func:`encode_requests` feeds ``encode_arrays``); this frame
+    is the same events in the canonical schema, for parity checks and offline replays.
+    """
+    cols: dict[str, list[Any]] = {
+        c: [] for c in ("user_id", "item_id", "category_id", "behavior", "timestamp")
+    }
+    cols.update(price=[], brand=[], session_id=[])
+    for key, request in zip(keys, requests, strict=True):
+        for e in request.events:
+            cols["user_id"].append(key)
+            cols["item_id"].append(e.item_id)
+            cols["category_id"].append(e.category_id)
+            cols["behavior"].append(e.behavior)
+            cols["timestamp"].append(e.timestamp)
+            cols["price"].append(e.price)
+            cols["brand"].append(e.brand)
+            cols["session_id"].append(e.session_id)
+    return conform(pd.DataFrame(cols))
+
+
+def encode_requests(
+    requests: Sequence[PredictRequest],
+    bundle: Any,
+    config: ServingConfig,
+    now: datetime,
+    prefixes: Sequence[str] | None = None,
+) -> Encoded:
+    """Validate and encode requests into one :class:`SequenceArrays` (request order).
+
+    Args:
+        requests: parsed requests.
+        bundle: a ``core.bundle.Bundle`` (vocab, feature_config).
+        config: serving limits.
+        now: the server clock (UTC), the default cutoff.
+        prefixes: field prefix per request for error messages (``"users[3]."``).
+
+    Raises:
+        RequestError: see :func:`resolve_cutoff`; or no event left inside the history window.
+    """
+    from core.encoding import encode_arrays
+    from core.features import build_features
+
+    prefixes = prefixes or [""] * len(requests)
+    cutoffs = [resolve_cutoff(r, config, now, p) for r, p in zip(requests, prefixes, strict=True)]
+    keys = [f"r{i:06d}" for i in range(len(requests))]
+    parts = []
+    # build_features pairs every user with every cutoff: call it once per distinct cutoff.
+    for cutoff in sorted(set(cutoffs)):
+        members = [i for i, c in enumerate(cutoffs) if c == cutoff]
+        events = [(keys[i], e) for i in members for e in requests[i].events]
+        encoded = encode_arrays(
+            np.array([k for k, _ in events], dtype=object),
+            np.fromiter((_ns(e.timestamp) for _, e in events), np.int64, len(events)),
+            np.array([e.category_id for _, e in events], dtype=object),
+            np.array([e.behavior for _, e in events], dtype=object),
+            bundle.vocab,
+        )
+        parts.append(
+            build_features(
+                encoded,
+                [pd.Timestamp(cutoff)],
+                bundle.vocab,
+                bundle.feature_config,
+                with_labels=False,
+            )
+        )
+    arrays = parts[0] if len(parts) == 1 else SequenceArrays.concat(parts)
+    position = {str(u): i for i, u in enumerate(arrays.user_id)}
+    for key, prefix in zip(keys, prefixes, strict=True):
+        if key not in position:
+            raise RequestError(f"{prefix}events", "no events inside the model's history window")
+    arrays = arrays.select(np.array([position[k] for k in keys]))
+    oov = [
+        int((bundle.vocab.encode([e.category_id for e in r.events]) == 1).sum()) for r in requests
+    ]
+    ids = [uuid.uuid4().hex for _ in requests]
+    return Encoded(arrays=arrays, cutoffs=cutoffs, oov_events=oov, request_ids=ids)
+
+
+def bucket_names(vocab: Any, n_buckets: int) -> list[str]:
+    """Name the trajectory buckets: the top categories, then ``"other"`` (the last bucket)."""
+    names = [f"<bucket {b}>" for b in range(n_buckets - 1)] + ["other"]
+    indices = np.arange(2, vocab.size)
+    for index, bucket in zip(indices, np.asarray(vocab.bucket(indices)), strict=True):
+        if bucket < n_buckets - 1 and names[bucket].startswith("<"):
+            names[bucket] = vocab.decode([int(index)])[0]
+    return names
+
+
+def build_responses(
+    requests: Sequence[PredictRequest],
+    encoded: Encoded,
+    outputs: dict[str, np.ndarray],
+    vocab: Any,
+    buckets: Sequence[str],
+    model: ModelRef,
+    period: str,
+    default_top_k: int,
+) -> list[PredictResponse]:
+    """Turn model outputs (rows in request order) into responses."""
+    scores = np.asarray(outputs["next_cats"], dtype=np.float64).copy()
+    scores[:, :2] = -np.inf  # padding and OOV are not recommendable categories
+    buy = np.asarray(outputs["buy"]).reshape(-1)
+    churn = np.asarray(outputs["churn"]).reshape(-1)
+    trajectory = np.asarray(outputs["trajectory"])
+    used = (encoded.arrays.cat > 0).sum(axis=1)
+    responses = []
+    for i, request in enumerate(requests):
+        k = min(request.top_k or default_top_k, scores.shape[1] - 2)
+        top = np.argpartition(-scores[i], k - 1)[:k]
+        top = top[np.argsort(-scores[i][top], kind="stable")]
+        names = vocab.decode(top.tolist())
+        periods = []
+        for p, shares in enumerate(trajectory[i], start=1):
+            order = np.argsort(-shares, kind="stable")[:TRAJECTORY_TOP]
+            periods.append(
+                TrajectoryPeriod(
+                    period=p,
+                    buckets=[BucketShare(bucket=buckets[b], share=float(shares[b])) for b in order],
+                )
+            )
+        responses.append(
+            PredictResponse(
+                request_id=encoded.request_ids[i],
+                user_id=request.user_id,
+                cutoff=encoded.cutoffs[i],
+                next_categories=[
+                    CategoryScore(category_id=n, score=float(scores[i, j]))
+                    for n, j in zip(names, top, strict=True)
+                ],
+                p_buy=float(buy[i]),
+                p_churn=float(churn[i]),
+                trajectory=periods,
+                period=period,
+                events_used=int(used[i]),
+                oov_events=encoded.oov_events[i],
+                model=model,
+            )
+        )
+    return responses
+
+
+def _plain(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def log_records(
+    encoded: Encoded, responses: Sequence[PredictResponse], vocab: Any, logged_at: datetime
+) -> list[dict[str, Any]]:
+    """Prediction-log records (CONTRACT.md) for successful predictions."""
+    profile = summarize_arrays(encoded.arrays, vocab.decode).to_dict(orient="records")
+    records = []
+    for row, response in zip(profile, responses, strict=True):
+        top = response.next_categories[0] if response.next_categories else None
+        record = {
+            "logged_at": logged_at.isoformat(),
+            "request_id": response.request_id,
+            "user_hash": hash_user(response.user_id),
+            "model_name": response.model.name,
+            "model_version": response.model.version,
+            "cutoff": response.cutoff.isoformat(),
+        }
+        record.update({k: _plain(v) for k, v in row.items()})
+        record.update(
+            p_buy=response.p_buy,
+            p_churn=response.p_churn,
+            top_pred=top.category_id if top else None,
+            top_score=top.score if top else None,
+        )
+        records.append(record)
+    return records

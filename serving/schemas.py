@@ -1,0 +1,144 @@
+"""Request and response models of the HTTP API (also the OpenAPI schema).
+
+Structural checks (types, behaviour names, parseable timestamps) live here so pydantic
+rejects them with the offending field's location; checks that depend on the deployed
+configuration or the clock (event count, future events) live in :mod:`serving.encode`.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from core.schema import BEHAVIORS
+
+Behavior = Literal[BEHAVIORS]  # type: ignore[valid-type]
+#: Structural cap so a single body cannot allocate unbounded lists before the
+#: configured limits (ServingConfig.max_events / max_batch_users) are checked.
+HARD_MAX_EVENTS = 100_000
+HARD_MAX_USERS = 10_000
+
+
+def _as_utc(value: datetime | None) -> datetime | None:
+    # Naive timestamps are taken as UTC, the project's only time zone.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        return value.replace(tzinfo=UTC)
+    return value.astimezone(UTC)
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", coerce_numbers_to_str=True)
+
+
+class Event(_Strict):
+    """One raw behaviour event of the user."""
+
+    item_id: str = Field(min_length=1, max_length=256, examples=["2268318"])
+    category_id: str = Field(min_length=1, max_length=256, examples=["2520377"])
+    behavior: Behavior = Field(examples=["view"])
+    timestamp: datetime = Field(
+        description="ISO 8601 (naive = UTC) or unix seconds", examples=["2017-12-03T10:15:00Z"]
+    )
+    price: float | None = Field(None, allow_inf_nan=False)
+    brand: str | None = Field(None, max_length=256)
+    session_id: str | None = Field(None, max_length=256)
+
+    _utc = field_validator("timestamp")(_as_utc)
+
+
+class PredictRequest(_Strict):
+    """One user's recent events and the prediction options."""
+
+    user_id: str | None = Field(None, max_length=256, description="hashed before logging")
+    events: list[Event] = Field(min_length=1, max_length=HARD_MAX_EVENTS)
+    top_k: int | None = Field(None, ge=1, le=1000, description="default ServingConfig.top_k")
+    cutoff: datetime | None = Field(
+        None,
+        description=(
+            "predict as of this time (default: now, UTC). Events up to "
+            "max_future_skew_s after it are tolerated and move the cutoff just past them."
+        ),
+    )
+
+    _utc = field_validator("cutoff")(_as_utc)
+
+
+class BatchRequest(_Strict):
+    """Many users at once; each entry is answered independently."""
+
+    users: list[PredictRequest] = Field(min_length=1, max_length=HARD_MAX_USERS)
+
+
+class CategoryScore(BaseModel):
+    """A candidate next category and its probability of being engaged."""
+
+    category_id: str
+    score: float
+
+
+class BucketShare(BaseModel):
+    """Predicted share of one trajectory bucket (a top category or "other")."""
+
+    bucket: str
+    share: float
+
+
+class TrajectoryPeriod(BaseModel):
+    """Predicted interest mix in one future period (1 = the period right after the cutoff)."""
+
+    period: int
+    buckets: list[BucketShare]
+
+
+class ModelRef(BaseModel):
+    """Which model answered."""
+
+    name: str
+    version: str
+    alias: str | None = None
+    bento_tag: str
+
+
+class PredictResponse(BaseModel):
+    """Prediction for one user."""
+
+    request_id: str
+    user_id: str | None
+    cutoff: datetime
+    next_categories: list[CategoryScore]
+    p_buy: float
+    p_churn: float
+    trajectory: list[TrajectoryPeriod]
+    period: str = Field(description="length of one trajectory period (hour/day/week)")
+    events_used: int = Field(description="events inside the model's window")
+    oov_events: int = Field(description="events whose category the model does not know")
+    model: ModelRef
+
+
+class BatchResponse(BaseModel):
+    """Predictions in request order."""
+
+    predictions: list[PredictResponse]
+
+
+class ModelInfo(BaseModel):
+    """What is deployed: identity, quality and the data/feature contract it was trained on."""
+
+    model: ModelRef
+    metrics: dict[str, float | None]
+    feature_spec_hash: str
+    vocab_hash: str
+    feature_spec: dict
+    data_fingerprint: dict
+    metadata: dict
+
+
+class ErrorBody(BaseModel):
+    """A 4xx answer: what was wrong and where."""
+
+    error: str
+    field: str

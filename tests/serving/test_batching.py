@@ -1,0 +1,92 @@
+"""Micro-batching: concurrent requests share model calls and get their own rows back."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+
+import numpy as np
+import pytest
+
+from serving.batching import MicroBatcher, OverloadedError
+
+
+def _slow_double(calls, gate=None):
+    def predict(inputs):
+        if gate is not None:
+            gate.wait(5)
+        calls.append(inputs["x"].shape[0])
+        return {"y": inputs["x"] * 2}
+
+    return predict
+
+
+def test_queued_requests_are_batched_and_split_in_order():
+    calls: list[int] = []
+    gate = threading.Event()
+    batcher = MicroBatcher(_slow_double(calls, gate), max_batch_rows=100, max_pending_rows=1000)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.run({"x": np.array([1])}))
+        await asyncio.sleep(0.05)  # the first call is now inside the model
+        rest = [asyncio.ensure_future(batcher.run({"x": np.arange(n) + 10 * n})) for n in (1, 2, 3)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        return await first, await asyncio.gather(*rest)
+
+    first, rest = asyncio.run(main())
+    batcher.close()
+    assert calls == [1, 6]
+    np.testing.assert_array_equal(first["y"], [2])
+    for n, out in zip((1, 2, 3), rest, strict=True):
+        np.testing.assert_array_equal(out["y"], (np.arange(n) + 10 * n) * 2)
+
+
+def test_batches_respect_max_rows():
+    calls: list[int] = []
+    gate = threading.Event()
+    batcher = MicroBatcher(_slow_double(calls, gate), max_batch_rows=4, max_pending_rows=100)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.run({"x": np.zeros(1)}))
+        await asyncio.sleep(0.05)
+        rest = [asyncio.ensure_future(batcher.run({"x": np.zeros(3)})) for _ in range(3)]
+        await asyncio.sleep(0.05)
+        gate.set()
+        await asyncio.gather(first, *rest)
+
+    asyncio.run(main())
+    batcher.close()
+    assert calls == [1, 3, 3, 3]
+
+
+def test_model_errors_reach_every_waiting_request_and_the_worker_survives():
+    state = {"fail": True}
+
+    def predict(inputs):
+        if state["fail"]:
+            raise RuntimeError("boom")
+        return {"y": inputs["x"]}
+
+    batcher = MicroBatcher(predict, max_batch_rows=10, max_pending_rows=100)
+
+    async def main():
+        with pytest.raises(RuntimeError, match="boom"):
+            await batcher.run({"x": np.zeros(2)})
+        state["fail"] = False
+        return await batcher.run({"x": np.ones(2)})
+
+    out = asyncio.run(main())
+    batcher.close()
+    np.testing.assert_array_equal(out["y"], np.ones(2))
+
+
+def test_too_many_pending_rows_raise_overloaded():
+    batcher = MicroBatcher(lambda inputs: inputs, max_batch_rows=10, max_pending_rows=5)
+
+    async def main():
+        with pytest.raises(OverloadedError):
+            await batcher.run({"x": np.zeros(6)})
+
+    asyncio.run(main())
+    batcher.close()

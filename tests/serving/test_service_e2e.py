@@ -1,0 +1,310 @@
+"""End to end: a real ``bentoml serve`` of an untrained bundle imported into a temp store."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+REPO = Path(__file__).resolve().parents[2]
+MODEL_NAME = "interest-evolution"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _frame(seed: int = 0) -> pd.DataFrame:
+    from core.schema import conform
+
+    rng = np.random.default_rng(seed)
+    n = 600
+    return conform(
+        pd.DataFrame(
+            {
+                "user_id": [f"u{u}" for u in rng.integers(0, 40, n)],
+                "item_id": [f"i{i}" for i in rng.integers(0, 100, n)],
+                "category_id": [f"c{c}" for c in rng.zipf(1.5, n) % 15],
+                "behavior": rng.choice(["view", "view", "view", "cart", "fav", "buy"], n),
+                "timestamp": pd.Timestamp("2024-01-01", tz="UTC")
+                + pd.to_timedelta(rng.integers(0, 10 * 86400, n), unit="s"),
+            }
+        )
+    )
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """Bundle an untrained small model, import it into a temp BentoML home, serve it."""
+    from core.bundle import save_bundle
+    from core.config import FeatureConfig
+    from core.features import feature_spec
+    from core.vocab import fit_vocabulary
+    from serving.store import import_bundle
+    from training.model import build_model
+    from training.model_config import ModelConfig
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    fc = FeatureConfig(max_events=20, n_periods=3, top_categories=5, future_periods=2)
+    vocab = fit_vocabulary(_frame(), fc)
+    spec = feature_spec(vocab, fc)
+    small = ModelConfig(units=8, cat_embed_dim=8, attention_units=8, period_units=8, head_units=8)
+    metadata = {
+        "model_name": MODEL_NAME,
+        "version": "7",
+        "run_id": "run-e2e",
+        "metrics": {"recall_at_10": 0.42, "buy_auc": float("nan")},
+        "data_fingerprint": {"dataset": "synthetic-e2e", "rows": 600},
+    }
+    bundle_dir = tmp / "bundle"
+    save_bundle(bundle_dir, build_model(small, spec), vocab, fc, spec, metadata, None)
+    home = tmp / "bentoml"
+    tag = import_bundle(bundle_dir, MODEL_NAME, labels={"alias": "champion"}, home=home)
+    state = tmp / "state"
+    config = tmp / "config.yaml"
+    config.write_text(
+        "serving:\n  max_events: 30\n  max_body_bytes: 20000\n  log_rotate_rows: 1000\n"
+    )
+    port = _free_port()
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(home),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "INTEREST_STATE_DIR": str(state),
+        "INTEREST_CONFIG": str(config),
+        "INTEREST_BENTO_MODEL": tag,
+        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
+        "TF_CPP_MIN_LOG_LEVEL": "2",
+    }
+    bentoml_cli = Path(sys.executable).parent / "bentoml"
+    log = (tmp / "server.log").open("w")
+    proc = subprocess.Popen(
+        [str(bentoml_cli), "serve", "serving.service:InterestService", "--port", str(port)],
+        cwd=REPO,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(proc, url, tmp / "server.log")
+        yield {"url": url, "bundle_dir": bundle_dir, "state": state, "tag": tag, "proc": proc}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # bentoml serve runs its worker in the group
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"service not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def _events(n: int = 6, end: datetime | None = None, unknown: bool = False) -> list[dict]:
+    end = end or datetime.now(UTC) - timedelta(minutes=5)
+    cats = ["c1", "c2", "c3", "c1", "c4", "c2"]
+    events = [
+        {
+            "item_id": f"i{i}",
+            "category_id": cats[i % len(cats)],
+            "behavior": ["view", "cart", "view", "buy"][i % 4],
+            "timestamp": (end - timedelta(hours=3 * (n - i))).isoformat(),
+        }
+        for i in range(n)
+    ]
+    if unknown:
+        events[-1]["category_id"] = "never-seen"
+        events[-1]["timestamp"] = int(end.timestamp())  # unix seconds are accepted too
+    return events
+
+
+def _reference(bundle_dir: Path, body: dict, cutoff: str) -> dict:
+    from core.bundle import load_bundle
+    from core.features import build_features
+    from serving.encode import events_frame
+    from serving.schemas import PredictRequest
+
+    bundle = load_bundle(bundle_dir)
+    frame = events_frame(["x"], [PredictRequest.model_validate(body)])
+    arrays = build_features(
+        frame, [pd.Timestamp(cutoff)], bundle.vocab, bundle.feature_config, with_labels=False
+    )
+    return bundle, {k: np.asarray(v) for k, v in bundle.predict(arrays.inputs()).items()}
+
+
+def test_predict_matches_the_bundle_in_process(deployed):
+    body = {"user_id": "alice", "events": _events(unknown=True), "top_k": 3}
+    resp = httpx.post(f"{deployed['url']}/predict", json=body, timeout=30)
+    assert resp.status_code == 200, resp.text
+    out = resp.json()
+    assert out["model"] == {
+        "name": MODEL_NAME,
+        "version": "7",
+        "alias": "champion",
+        "bento_tag": deployed["tag"],
+    }
+    assert out["oov_events"] == 1 and out["events_used"] == 6 and out["user_id"] == "alice"
+    assert len(out["next_categories"]) == 3 and len(out["trajectory"]) == 2
+    bundle, ref = _reference(deployed["bundle_dir"], body, out["cutoff"])
+    assert out["p_buy"] == pytest.approx(float(ref["buy"][0, 0]), abs=1e-5)
+    assert out["p_churn"] == pytest.approx(float(ref["churn"][0, 0]), abs=1e-5)
+    scores = ref["next_cats"][0]
+    for item in out["next_categories"]:
+        index = bundle.vocab.encode([item["category_id"]])[0]
+        assert item["score"] == pytest.approx(float(scores[index]), abs=1e-5)
+    best = np.argsort(-scores[2:])[:3] + 2
+    assert {c["category_id"] for c in out["next_categories"]} == set(bundle.vocab.decode(best))
+    shares = {b["bucket"]: b["share"] for b in out["trajectory"][0]["buckets"]}
+    assert max(shares.values()) == pytest.approx(float(ref["trajectory"][0, 0].max()), abs=1e-5)
+
+
+def test_predict_batch_answers_each_user_in_order(deployed):
+    users = [{"user_id": f"u{i}", "events": _events(2 + i)} for i in range(5)]
+    resp = httpx.post(f"{deployed['url']}/predict_batch", json={"users": users}, timeout=30)
+    assert resp.status_code == 200, resp.text
+    preds = resp.json()["predictions"]
+    assert [p["user_id"] for p in preds] == [f"u{i}" for i in range(5)]
+    assert [p["events_used"] for p in preds] == [2, 3, 4, 5, 6]
+    single = httpx.post(f"{deployed['url']}/predict", json=users[3], timeout=30).json()
+    assert preds[3]["p_buy"] == pytest.approx(single["p_buy"], abs=1e-4)
+
+
+def test_model_endpoint_describes_the_deployed_model(deployed):
+    info = httpx.get(f"{deployed['url']}/model", timeout=10).json()
+    assert info["model"]["version"] == "7" and info["model"]["alias"] == "champion"
+    assert info["metrics"] == {"recall_at_10": 0.42, "buy_auc": None}
+    assert len(info["feature_spec_hash"]) == 16
+    assert info["data_fingerprint"]["dataset"] == "synthetic-e2e"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "field"),
+    [
+        ({"events": []}, 400, "events"),
+        ({"events": [{**_events(1)[0], "behavior": "stare"}]}, 400, "behavior"),
+        ({"events": [{**_events(1)[0], "timestamp": "last tuesday"}]}, 400, "timestamp"),
+        ({"events": [{**_events(1)[0], "price": [1]}]}, 400, "price"),
+        ({"events": _events(31)}, 400, "events"),
+        (
+            {"events": _events(2, end=datetime.now(UTC) + timedelta(days=2))},
+            400,
+            "events[0].timestamp",
+        ),
+        ({"events": _events(1), "top_k": -1}, 400, "top_k"),
+        ({"events": [{**_events(1)[0], "category_id": "x" * 25000}]}, 413, "body"),
+    ],
+)
+def test_bad_input_gets_4xx_naming_the_field(deployed, body, status, field):
+    resp = httpx.post(f"{deployed['url']}/predict", json=body, timeout=30)
+    assert resp.status_code == status, resp.text
+    assert field in resp.text
+    assert httpx.get(f"{deployed['url']}/livez", timeout=5).status_code == 200
+
+
+def test_malformed_json_and_batch_errors_are_4xx(deployed):
+    url = deployed["url"]
+    resp = httpx.post(
+        f"{url}/predict", content=b"{not json", headers={"content-type": "application/json"}
+    )
+    assert 400 <= resp.status_code < 500
+    bad = {
+        "users": [
+            {"events": _events(2)},
+            {"events": _events(1, end=datetime.now(UTC) + timedelta(days=1))},
+        ]
+    }
+    resp = httpx.post(f"{url}/predict_batch", json=bad, timeout=30)
+    assert resp.status_code == 400 and "users[1].events[0].timestamp" in resp.text
+    assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+
+
+def test_metrics_and_prediction_log(deployed):
+    url = deployed["url"]
+    before = _log_rows(deployed["state"])
+    ok = sum(
+        httpx.post(
+            f"{url}/predict", json={"user_id": f"p{i}", "events": _events(3)}, timeout=30
+        ).status_code
+        == 200
+        for i in range(4)
+    )
+    httpx.post(f"{url}/predict", json={"events": []}, timeout=30)  # rejected: not logged
+    deadline = time.monotonic() + 5
+    while len(_log_rows(deployed["state"])) < len(before) + ok and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rows = _log_rows(deployed["state"])
+    assert ok == 4 and len(rows) == len(before) + 4
+    from core.profile import PROFILE_COLUMNS
+    from serving.predlog import hash_user
+
+    last = rows[-1]
+    assert last["user_hash"] == hash_user("p3") and "p3" not in json.dumps(last)
+    assert set(PROFILE_COLUMNS) <= set(last) and last["model_version"] == "7"
+    metrics = httpx.get(f"{url}/metrics", timeout=10).text
+    assert "interest_oov_events" in metrics and "bentoml_service_request" in metrics
+
+
+def test_latency_over_http_vs_in_process(deployed):
+    url, body = deployed["url"], {"user_id": "lat", "events": _events(20)}
+    with httpx.Client() as client:
+        for _ in range(5):
+            client.post(f"{url}/predict", json=body)
+        http = []
+        for _ in range(40):
+            start = time.perf_counter()
+            assert client.post(f"{url}/predict", json=body).status_code == 200
+            http.append(time.perf_counter() - start)
+    cutoff = datetime.now(UTC).isoformat()
+    bundle, _ = _reference(deployed["bundle_dir"], body, cutoff)
+    from core.features import build_features
+    from serving.encode import events_frame
+    from serving.schemas import PredictRequest
+
+    frame = events_frame(["x"], [PredictRequest.model_validate(body)])
+    inputs = build_features(
+        frame, [pd.Timestamp(cutoff)], bundle.vocab, bundle.feature_config, with_labels=False
+    ).inputs()
+    local = []
+    for _ in range(45):
+        start = time.perf_counter()
+        bundle.predict(inputs)
+        local.append(time.perf_counter() - start)
+    print(
+        f"\nlatency p50: HTTP /predict {np.median(http) * 1e3:.1f} ms, "
+        f"in-process Bundle.predict batch 1 {np.median(local[5:]) * 1e3:.2f} ms"
+    )
+    assert np.median(http) < 1.0
+
+
+def _log_rows(state: Path) -> list[dict]:
+    files = sorted((state / "predictions").glob("predictions-*.jsonl"))
+    return [json.loads(line) for f in files for line in f.read_text().splitlines()]

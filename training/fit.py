@@ -1,0 +1,156 @@
+"""Fit one plan: build, initialise (scratch, pre-trained or warm-started), train, predict.
+
+Prediction goes through a compiled ``tf.function`` in fixed-size chunks
+(:func:`predict_arrays`), never ``model.predict``: the same path the service uses.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import numpy as np
+
+from core.arrays import FeatureSpec, SequenceArrays
+from core.bundle import compile_predict
+from training.model import build_model, compile_model
+from training.search import TrialPlan
+
+EpochHook = Callable[[int, keras.Model], dict[str, float]]
+
+
+@dataclass
+class FitResult:
+    """A trained model and what happened while training it."""
+
+    model: keras.Model
+    history: list[dict[str, float]] = field(default_factory=list)
+    transferred_layers: int = 0
+    seconds: float = 0.0
+    pretrain_seconds: float = 0.0
+
+    @property
+    def epochs(self) -> int:
+        """Epochs actually run (fewer than asked when pruned)."""
+        return len(self.history)
+
+
+def fit_targets(arrays: SequenceArrays) -> dict[str, np.ndarray]:
+    """Labels shaped like the model outputs (``buy``/``churn`` as ``(n, 1)``)."""
+    labels = arrays.labels()
+    return {
+        "next_cats": labels["next_cats"],
+        "buy": labels["buy"].reshape(-1, 1),
+        "churn": labels["churn"].reshape(-1, 1),
+        "trajectory": labels["trajectory"],
+    }
+
+
+class _EpochCallback(keras.callbacks.Callback):
+    """Runs ``hook`` after each epoch and merges its figures into the epoch logs."""
+
+    def __init__(self, hook: EpochHook, history: list[dict[str, float]]) -> None:
+        super().__init__()
+        self._hook = hook
+        self._history = history
+
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
+        row = {k: float(v) for k, v in (logs or {}).items()}
+        row.update(self._hook(epoch, self.model))
+        self._history.append(row)
+
+
+def initialise(
+    plan: TrialPlan,
+    model: keras.Model,
+    spec: FeatureSpec,
+    train: SequenceArrays,
+    *,
+    batch_size: int,
+    pretrain_epochs: int,
+    warm_start: keras.Model | None,
+) -> tuple[int, float]:
+    """Apply the plan's transfer learning to ``model``; returns (layers copied, seconds)."""
+    from training.pretrain import (
+        build_pretrain_model,
+        compile_pretrain_model,
+        make_pretrain_arrays,
+        transfer_encoder_weights,
+    )
+
+    start = time.perf_counter()
+    if plan.init == "pretrain" and pretrain_epochs > 0:
+        pre = compile_pretrain_model(build_pretrain_model(plan.model, spec), plan.model)
+        x, y = make_pretrain_arrays(train)
+        pre.fit(x, y, batch_size=batch_size, epochs=pretrain_epochs, verbose=0)
+        return transfer_encoder_weights(pre, model), time.perf_counter() - start
+    if plan.init == "warm_start":
+        if warm_start is None:
+            raise ValueError("plan asks for a warm start but no champion model was given")
+        return transfer_encoder_weights(warm_start, model), time.perf_counter() - start
+    return 0, 0.0
+
+
+def fit_model(
+    plan: TrialPlan,
+    spec: FeatureSpec,
+    train: SequenceArrays,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    pretrain_epochs: int = 1,
+    warm_start: keras.Model | None = None,
+    on_epoch: EpochHook | None = None,
+) -> FitResult:
+    """Build and train the plan's model on ``train``.
+
+    Args:
+        plan: architecture and initialisation.
+        spec: feature sizes.
+        train: labelled samples.
+        epochs: training epochs.
+        batch_size: minibatch size.
+        seed: seeds Python, NumPy and the backend for a reproducible run.
+        pretrain_epochs: epochs of self-supervised pre-training when ``plan.init`` is
+            ``pretrain``.
+        warm_start: the champion's model for ``plan.init == "warm_start"``.
+        on_epoch: called after each epoch with ``(epoch, model)``; its figures join the
+            history, and it may raise (e.g. ``optuna.TrialPruned``) to stop.
+
+    Returns:
+        The trained model with its per-epoch history.
+    """
+    keras.utils.set_random_seed(seed)
+    model = compile_model(build_model(plan.model, spec), plan.model)
+    result = FitResult(model=model)
+    result.transferred_layers, result.pretrain_seconds = initialise(
+        plan,
+        model,
+        spec,
+        train,
+        batch_size=batch_size,
+        pretrain_epochs=pretrain_epochs,
+        warm_start=warm_start,
+    )
+    callbacks = [_EpochCallback(on_epoch or (lambda _e, _m: {}), result.history)]
+    start = time.perf_counter()
+    model.fit(
+        train.inputs(),
+        fit_targets(train),
+        batch_size=batch_size,
+        epochs=epochs,
+        shuffle=True,
+        verbose=0,
+        callbacks=callbacks,
+    )
+    result.seconds = time.perf_counter() - start
+    return result
+
+
+def predict_arrays(model: keras.Model, arrays: SequenceArrays) -> dict[str, np.ndarray]:
+    """Predict every sample through the compiled serving function (not ``model.predict``)."""
+    return compile_predict(model)(arrays.inputs())

@@ -1,0 +1,181 @@
+"""Pure Keras 3 model builder for user-interest evolution.
+
+``build_model(config, spec)`` is a function from a :class:`ModelConfig` and a
+:class:`~core.arrays.FeatureSpec` to a functional ``keras.Model``: no I/O, no compile, no fit.
+The custom layers live in :mod:`core.layers` so that ``core.bundle`` can load saved models
+with ``safe_mode=True`` without importing ``training``.
+
+Layer names are stable (``cat_embedding``, ``encoder_rnn_0``, ``pooling``, ...) because
+:func:`training.pretrain.transfer_encoder_weights` matches layers by name.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+
+from core.arrays import INPUT_NAMES, FeatureSpec
+from core.layers import (
+    CategoryEmbedding,
+    MaskedPooling,
+    MaskedTrajectoryLoss,
+    SequenceMask,
+    TargetAttention,
+    TiedLogits,
+)
+from training.model_config import ModelConfig
+
+EVENT_INPUTS: tuple[str, ...] = ("cat", "beh", "hour", "gap", "age")
+
+
+def make_inputs(spec: FeatureSpec, names: tuple[str, ...]) -> dict[str, keras.KerasTensor]:
+    """Keras inputs named and shaped per :mod:`core.arrays` (batch dimension omitted)."""
+    n, p = spec.max_events, spec.n_periods
+    shapes: dict[str, tuple[tuple[int, ...], str]] = {
+        "cat": ((n,), "int32"),
+        "beh": ((n,), "int32"),
+        "hour": ((n,), "int32"),
+        "gap": ((n,), "float32"),
+        "age": ((n,), "float32"),
+        "period_dist": ((p, spec.n_buckets), "float32"),
+        "period_counts": ((p, spec.n_core_behaviors), "float32"),
+    }
+    return {name: keras.Input(shape=shapes[name][0], dtype=shapes[name][1], name=name) for name in names}
+
+
+def _recurrent(cell: str, units: int, name: str) -> keras.layers.Layer:
+    if cell == "gru":
+        return keras.layers.GRU(units, return_sequences=True, name=name)
+    if cell == "lstm":
+        return keras.layers.LSTM(units, return_sequences=True, name=name)
+    lstm = keras.layers.LSTM(units, return_sequences=True, name=f"{name}_lstm")
+    return keras.layers.Bidirectional(lstm, name=name)
+
+
+def encode_events(
+    config: ModelConfig, spec: FeatureSpec, inputs: dict[str, Any]
+) -> tuple[Any, Any, Any]:
+    """Embed and run the recurrent encoder over the event sequence.
+
+    Args:
+        config: model settings.
+        spec: feature sizes.
+        inputs: Keras inputs holding at least :data:`EVENT_INPUTS`.
+
+    Returns:
+        ``(seq, mask, table)``: recurrent outputs ``(batch, N, D)`` (``D`` = units, or
+        2 * units for bilstm), the padding mask ``(batch, N)`` bool and the category
+        embedding table ``(V, cat_embed_dim)``.
+    """
+    mask = SequenceMask(name="event_mask")(inputs["cat"])
+    cat_emb, table = CategoryEmbedding(spec.n_categories, config.cat_embed_dim, name="cat_embedding")(
+        inputs["cat"]
+    )
+    parts = [
+        cat_emb,
+        keras.layers.Embedding(spec.n_behaviors, config.beh_embed_dim, name="beh_embedding")(
+            inputs["beh"]
+        ),
+    ]
+    if config.use_time_features:
+        parts.append(
+            keras.layers.Embedding(25, config.hour_embed_dim, name="hour_embedding")(inputs["hour"])
+        )
+        for name in ("gap", "age"):
+            parts.append(keras.layers.Reshape((spec.max_events, 1), name=f"{name}_column")(inputs[name]))
+    x = keras.layers.Concatenate(name="event_features")(parts)
+    x = keras.layers.Dropout(config.dropout, name="event_dropout")(x)
+    for i in range(config.n_layers):
+        if i:
+            x = keras.layers.Dropout(config.dropout, name=f"encoder_dropout_{i}")(x)
+        x = _recurrent(config.cell, config.units, f"encoder_rnn_{i}")(x, mask=mask)
+    return x, mask, table
+
+
+def encode_user(
+    config: ModelConfig, spec: FeatureSpec, inputs: dict[str, Any]
+) -> tuple[Any, Any, Any]:
+    """Encode events into a user vector and next-category logits.
+
+    Returns:
+        ``(user, logits, table)``: user vector ``(batch, head_units)``, next-category logits
+        ``(batch, V)`` and the category table ``(V, cat_embed_dim)``. The period branch is
+        not included (pre-training has no periods); see :func:`build_model`.
+    """
+    seq, mask, table = encode_events(config, spec, inputs)
+    if config.pooling == "target_attention":
+        logits, pooled = TargetAttention(config.n_interests, name="target_attention")(seq, mask, table)
+    else:
+        pooled = MaskedPooling(config.pooling, config.attention_units, name="pooling")(seq, mask)
+        logits = None
+    user = keras.layers.Dense(config.head_units, activation="relu", name="user_dense")(pooled)
+    if logits is None:
+        if config.tie_output_embeddings:
+            query = keras.layers.Dense(config.cat_embed_dim, name="next_cats_query")(user)
+            logits = TiedLogits(name="next_cats_logits")(query, table)
+        else:
+            logits = keras.layers.Dense(spec.n_categories, name="next_cats_logits")(user)
+    return user, logits, table
+
+
+def build_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
+    """Build the multi-head interest-evolution network.
+
+    Inputs are named :data:`core.arrays.INPUT_NAMES` with the shapes of :mod:`core.arrays`;
+    padding (``cat == 0``) is masked in the recurrent layers and in pooling.
+
+    Returns:
+        A functional model with dict outputs: ``next_cats`` ``(batch, V)`` sigmoid
+        probabilities, ``buy`` and ``churn`` ``(batch, 1)`` sigmoid, ``trajectory``
+        ``(batch, K, C1)`` softmax over buckets.
+    """
+    inputs = make_inputs(spec, INPUT_NAMES)
+    user, logits, _ = encode_user(config, spec, inputs)
+    if config.use_period_branch:
+        periods = keras.layers.Concatenate(name="period_features")(
+            [inputs["period_dist"], inputs["period_counts"]]
+        )
+        # Empty periods stay unmasked on purpose: inactivity is part of the trajectory.
+        cell = "gru" if config.cell == "gru" else "lstm"
+        layer = keras.layers.GRU if cell == "gru" else keras.layers.LSTM
+        long_term = layer(config.period_units, name="period_rnn")(periods)
+        user = keras.layers.Concatenate(name="user_with_periods")([user, long_term])
+    hidden = keras.layers.Dropout(config.dropout, name="head_dropout")(user)
+    k, c1 = spec.future_periods, spec.n_buckets
+    traj = keras.layers.Dense(k * c1, name="trajectory_logits")(hidden)
+    traj = keras.layers.Reshape((k, c1), name="trajectory_grid")(traj)
+    outputs = {
+        "next_cats": keras.layers.Activation("sigmoid", name="next_cats")(logits),
+        "buy": keras.layers.Dense(1, activation="sigmoid", name="buy")(hidden),
+        "churn": keras.layers.Dense(1, activation="sigmoid", name="churn")(hidden),
+        "trajectory": keras.layers.Softmax(axis=-1, name="trajectory")(traj),
+    }
+    return keras.Model(inputs=inputs, outputs=outputs, name="interest_evolution")
+
+
+def compile_model(
+    model: keras.Model, config: ModelConfig, *, jit_compile: bool | str = "auto"
+) -> keras.Model:
+    """Compile with Adam, per-head losses and weights from ``config``; returns ``model``.
+
+    ``next_cats`` is multi-label binary cross-entropy; ``trajectory`` uses
+    :class:`core.layers.MaskedTrajectoryLoss`, which ignores empty future periods.
+    ``jit_compile=False`` skips XLA: much faster to start for tiny fits (tests).
+    """
+    model.compile(
+        optimizer=keras.optimizers.Adam(config.learning_rate),
+        loss={
+            "next_cats": keras.losses.BinaryCrossentropy(),
+            "buy": keras.losses.BinaryCrossentropy(),
+            "churn": keras.losses.BinaryCrossentropy(),
+            "trajectory": MaskedTrajectoryLoss(),
+        },
+        loss_weights=config.loss_weights(),
+        metrics={
+            "buy": [keras.metrics.AUC(name="auc")],
+            "churn": [keras.metrics.AUC(name="auc")],
+        },
+        jit_compile=jit_compile,
+    )
+    return model

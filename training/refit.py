@@ -1,0 +1,207 @@
+"""Refit the winning plan on train+validation, log it as an MLflow model, register, gate.
+
+The logged run holds everything serving and monitoring need (CONTRACT: the ``bundle/``
+artifact), the model card with its plots, and the test metrics next to the baselines on
+the same split.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import keras
+import numpy as np
+import pandas as pd
+
+from core.arrays import SequenceArrays
+from core.baselines import baseline_predictions
+from core.bundle import save_bundle
+from core.config import ProjectConfig
+from core.dataset import PreparedData
+from core.evaluate import evaluate_bundle
+from core.metrics import evaluate_predictions
+from core.profile import summarize_arrays
+from core.registry_client import download_bundle
+from training.card import save_plots, write_card
+from training.fit import fit_model, predict_arrays
+from training.promotion import Candidate, PromotionDecision
+from training.search import TrialPlan
+from training.tracking import baseline_metrics, finite_metrics, fingerprint_tags, split_hash
+
+
+@dataclass
+class RefitResult:
+    """The refit winner and its test-split figures."""
+
+    run_id: str
+    model: keras.Model
+    plan: TrialPlan
+    test_metrics: dict[str, float]
+    baselines: dict[str, dict[str, float]]
+
+
+def run_baselines(
+    config: ProjectConfig, events: pd.DataFrame, data: PreparedData, arrays: SequenceArrays
+) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, float]]]:
+    """Baseline predictions on ``arrays`` and their metrics, scored like the model."""
+    preds = baseline_predictions(
+        events,
+        arrays,
+        data.vocab,
+        pop_window=config.train.baseline_pop_window,
+        half_life=config.train.baseline_half_life_days,
+        horizon=config.features.horizon,
+        history=config.features.history,
+    )
+    return preds, {name: evaluate_predictions(p, arrays) for name, p in preds.items()}
+
+
+def reference_profile(
+    model: keras.Model, data: PreparedData, arrays: SequenceArrays
+) -> pd.DataFrame:
+    """Monitoring's reference: behaviour profile of ``arrays`` plus the model's predictions."""
+    profile = summarize_arrays(arrays, data.vocab.decode)
+    pred = predict_arrays(model, arrays)
+    top = pred["next_cats"].copy()
+    top[:, :2] = -np.inf  # padding and OOV are never predictions
+    profile["p_buy"] = pred["buy"]
+    profile["p_churn"] = pred["churn"]
+    profile["top_pred"] = data.vocab.decode(top.argmax(axis=1).tolist())
+    return profile
+
+
+def log_model_artifacts(
+    config: ProjectConfig,
+    model: keras.Model,
+    data: PreparedData,
+    *,
+    metadata: dict[str, Any],
+    reference: pd.DataFrame,
+    card: dict[str, Any],
+) -> None:
+    """Log the MLflow model (signature, example), the bundle and the model card."""
+    import mlflow
+    from mlflow.models import infer_signature
+
+    example = {k: v[:2] for k, v in data.test.inputs().items()}
+    output = {k: v for k, v in predict_arrays(model, data.test.select(np.arange(2))).items()}
+    signature = infer_signature(example, output)
+    mlflow.tensorflow.log_model(model, name="model", signature=signature)
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = Path(tmp) / "bundle"
+        save_bundle(bundle, model, data.vocab, config.features, data.spec, metadata, reference)
+        (bundle / "input_example.json").write_text(
+            json.dumps({k: v.tolist() for k, v in example.items()})
+        )
+        mlflow.log_artifacts(str(bundle), "bundle")
+        card_dir = Path(tmp) / "card"
+        plots = save_plots(
+            card["pred"], card["baseline_pred"], data.test, data.vocab.bucket_names(), card_dir
+        )
+        write_card(
+            card_dir / "model_card.md",
+            title=f"{config.registry.model_name} (refit of {card['study']})",
+            model_metrics=card["metrics"],
+            baselines=card["baselines"],
+            params=card["params"],
+            fingerprint=data.fingerprint.to_dict(),
+            plots=plots,
+        )
+        mlflow.log_artifacts(str(card_dir), "card")
+
+
+def refit_best(
+    config: ProjectConfig,
+    events: pd.DataFrame,
+    data: PreparedData,
+    plan: TrialPlan,
+    *,
+    epochs: int,
+    warm_start: keras.Model | None,
+    study_name: str,
+) -> RefitResult:
+    """Refit ``plan`` on train+validation, evaluate once on test, log everything (nested run)."""
+    import mlflow
+
+    with mlflow.start_run(run_name="refit-best", nested=True) as run:
+        mlflow.log_params(plan.params())
+        mlflow.set_tags({**fingerprint_tags(data), "optuna.study": study_name, "role": "refit"})
+        trainval = SequenceArrays.concat([data.train, data.val])
+        result = fit_model(
+            plan,
+            data.spec,
+            trainval,
+            epochs=epochs,
+            batch_size=config.train.batch_size,
+            seed=config.train.seed,
+            pretrain_epochs=config.train.pretrain_epochs,
+            warm_start=warm_start,
+        )
+        for epoch, row in enumerate(result.history):
+            mlflow.log_metrics(finite_metrics(row, prefix="train_"), step=epoch)
+        pred = predict_arrays(result.model, data.test)
+        metrics = evaluate_predictions(pred, data.test)
+        baseline_pred, baselines = run_baselines(config, events, data, data.test)
+        mlflow.log_metrics(finite_metrics(metrics))
+        mlflow.log_metrics(baseline_metrics(baselines))
+        metadata = {
+            "model_name": config.registry.model_name,
+            "run_id": run.info.run_id,
+            "study": study_name,
+            "metrics": finite_metrics(metrics),
+            "fingerprint": data.fingerprint.to_dict(),
+            "split_hash": split_hash(data),
+            "plan": plan.params(),
+        }
+        log_model_artifacts(
+            config,
+            result.model,
+            data,
+            metadata=metadata,
+            reference=reference_profile(result.model, data, data.val),
+            card={
+                "pred": pred,
+                "baseline_pred": baseline_pred,
+                "metrics": metrics,
+                "baselines": baselines,
+                "params": plan.params(),
+                "study": study_name,
+            },
+        )
+    return RefitResult(run.info.run_id, result.model, plan, metrics, baselines)
+
+
+def champion_candidate(
+    config: ProjectConfig, events: pd.DataFrame, data: PreparedData, version: str
+) -> Candidate:
+    """Re-evaluate a registered version on ``data``'s test split (its own vocabulary)."""
+    from core.bundle import load_bundle
+
+    with tempfile.TemporaryDirectory() as tmp:
+        bundle = load_bundle(download_bundle(config, version, Path(tmp)))
+        metrics = evaluate_bundle(bundle, events, data.splits.test)
+    return Candidate(f"champion v{version}", metrics, split_hash(data), version)
+
+
+def gate_and_register(
+    config: ProjectConfig,
+    events: pd.DataFrame,
+    data: PreparedData,
+    refit: RefitResult,
+    *,
+    study_name: str,
+) -> tuple[str, PromotionDecision]:
+    """Register the refit run as ``challenger`` and run the promotion gate on it."""
+    from training.registry import promote_version, register_run
+
+    version = register_run(config, refit.run_id, study_name=study_name)
+
+    def evaluate(champion: str, _challenger: str) -> Candidate:
+        return champion_candidate(config, events, data, champion)
+
+    decision = promote_version(config, str(version.version), evaluate=evaluate)
+    return str(version.version), decision

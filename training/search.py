@@ -1,0 +1,70 @@
+"""The Optuna search space, kept apart from the model builder.
+
+``suggest(trial)`` turns a trial into a :class:`TrialPlan` (a :class:`ModelConfig` plus how
+to initialise it), so the winning plan can be rebuilt later from its params alone.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import optuna
+
+from training.model_config import ModelConfig
+
+Init = Literal["scratch", "pretrain", "warm_start"]
+
+
+@dataclass(frozen=True)
+class TrialPlan:
+    """What one trial trains: an architecture and how its weights start."""
+
+    model: ModelConfig
+    # scratch: random init; pretrain: self-supervised next-event pre-training of the
+    # encoder first; warm_start: encoder (and heads where shapes match) from the champion.
+    init: Init = "scratch"
+
+    def params(self) -> dict[str, Any]:
+        """Flat params for MLflow: the model config plus ``init``."""
+        return {**self.model.to_dict(), "init": self.init}
+
+    @classmethod
+    def from_params(cls, params: dict[str, Any]) -> TrialPlan:
+        """Rebuild a plan from :meth:`params` (or an Optuna trial's ``params``)."""
+        params = dict(params)
+        init = params.pop("init", "scratch")
+        return cls(model=ModelConfig.from_dict(params), init=init)
+
+
+def suggest(trial: optuna.Trial, *, can_warm_start: bool = False) -> TrialPlan:
+    """Sample a plan: cell, depth, widths, pooling, branches, regularisation, init.
+
+    Args:
+        trial: the Optuna trial.
+        can_warm_start: whether a champion exists to warm-start from.
+
+    Returns:
+        The plan; its :meth:`TrialPlan.params` equal the trial's params.
+    """
+    inits: list[str] = ["scratch", "pretrain"] + (["warm_start"] if can_warm_start else [])
+    model = ModelConfig(
+        cell=trial.suggest_categorical("cell", ["lstm", "gru", "bilstm"]),
+        n_layers=trial.suggest_int("n_layers", 1, 2),
+        units=trial.suggest_categorical("units", [32, 64, 128]),
+        cat_embed_dim=trial.suggest_categorical("cat_embed_dim", [16, 32, 64]),
+        dropout=trial.suggest_float("dropout", 0.0, 0.3),
+        pooling=trial.suggest_categorical(
+            "pooling", ["last", "mean", "attention", "target_attention"]
+        ),
+        use_time_features=trial.suggest_categorical("use_time_features", [True, False]),
+        use_period_branch=trial.suggest_categorical("use_period_branch", [True, False]),
+        learning_rate=trial.suggest_float("learning_rate", 3e-4, 5e-3, log=True),
+    )
+    init = trial.suggest_categorical("init", inits)
+    return TrialPlan(model=model, init=init)
+
+
+def plan_from_trial(trial: optuna.trial.FrozenTrial) -> TrialPlan:
+    """Rebuild the plan of a finished trial (fixed params keep their defaults)."""
+    return TrialPlan.from_params(trial.params)

@@ -1,0 +1,141 @@
+"""One view of the project's state: registry versions, Optuna studies, BentoML models.
+
+Every section reads without creating anything: a missing SQLite file or BentoML home is
+reported as empty, not made.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import math
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from core.config import ProjectConfig
+from core.registry_client import registry_client, tracking_store_exists
+
+# Metrics shown per version besides the configured primary metric.
+KEY_METRICS = ("recall_at_10", "ndcg_at_10", "buy_auc", "churn_auc", "trajectory_js")
+MAX_STUDIES = 5
+
+
+def _iso(millis: int | None) -> str | None:
+    if millis is None:
+        return None
+    return dt.datetime.fromtimestamp(millis / 1000, tz=dt.UTC).isoformat(timespec="seconds")
+
+
+def _finite(value: float) -> float | None:
+    # JSON has no NaN: report undefined metrics as null.
+    return value if math.isfinite(value) else None
+
+
+def _sqlite_missing(uri: str) -> bool:
+    return uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file()
+
+
+def list_registered_models(config: ProjectConfig) -> list[dict[str, Any]]:
+    """Return each registered model with its versions, newest first."""
+    if not tracking_store_exists(config):
+        return []
+    from training.registry import version_metrics
+
+    client = registry_client(config)
+    wanted = (config.registry.primary_metric, *KEY_METRICS)
+    models = []
+    for model in client.search_registered_models():
+        versions = client.search_model_versions(f"name = '{model.name}'")
+        # search_model_versions leaves ModelVersion.aliases empty; the model's map is complete.
+        by_version: dict[str, list[str]] = {}
+        for alias, number in (model.aliases or {}).items():
+            by_version.setdefault(str(number), []).append(alias)
+        rows = []
+        for mv in sorted(versions, key=lambda v: int(v.version), reverse=True):
+            metrics = version_metrics(client, mv)
+            tags = mv.tags or {}
+            rows.append(
+                {
+                    "version": str(mv.version),
+                    "aliases": sorted(by_version.get(str(mv.version), [])),
+                    "created": _iso(mv.creation_timestamp),
+                    "run_id": mv.run_id,
+                    "metrics": {
+                        k: _finite(metrics[k]) for k in dict.fromkeys(wanted) if k in metrics
+                    },
+                    "split_hash": tags.get("data.split_hash"),
+                    "decision": tags.get("promotion.decision"),
+                    "rolled_back": tags.get("rolled_back") == "true",
+                }
+            )
+        aliases = {a: str(n) for a, n in (model.aliases or {}).items()}
+        models.append({"name": model.name, "aliases": aliases, "versions": rows})
+    return models
+
+
+def list_studies(config: ProjectConfig) -> list[dict[str, Any]]:
+    """Return the latest Optuna studies: best value and trial counts by state."""
+    storage = config.paths.resolved().optuna_storage
+    if _sqlite_missing(storage):
+        return []
+    import optuna
+
+    summaries = optuna.get_all_study_summaries(storage)
+    latest = dt.datetime.min
+    summaries.sort(key=lambda s: s.datetime_start or latest, reverse=True)
+    out = []
+    for summary in summaries[:MAX_STUDIES]:
+        study = optuna.load_study(study_name=summary.study_name, storage=storage)
+        states = Counter(t.state.name for t in study.get_trials(deepcopy=False))
+        best = summary.best_trial
+        out.append(
+            {
+                "name": summary.study_name,
+                "direction": summary.direction.name if summary.direction else None,
+                "started": summary.datetime_start.isoformat() if summary.datetime_start else None,
+                "best_value": best.value if best is not None else None,
+                "best_trial": best.number if best is not None else None,
+                "n_trials": summary.n_trials,
+                "trials_by_state": dict(sorted(states.items())),
+            }
+        )
+    return out
+
+
+def list_bento_models(config: ProjectConfig) -> list[dict[str, Any]]:
+    """Return the models in the configured BentoML model store (``<home>/models``)."""
+    store_dir = config.paths.resolved().bentoml_home / "models"
+    if not store_dir.is_dir():
+        return []
+    from bentoml._internal.models import ModelStore
+    from bentoml.models import list as list_models
+
+    # An explicit store: bentoml reads BENTOML_HOME once, at import, which may be too early.
+    models = list_models(_model_store=ModelStore(store_dir))
+    return [
+        {
+            "tag": str(m.tag),
+            "created": m.creation_time.isoformat(timespec="seconds"),
+            "labels": dict(m.info.labels or {}),
+        }
+        for m in sorted(models, key=lambda m: m.creation_time, reverse=True)
+    ]
+
+
+def status(config: ProjectConfig) -> dict[str, Any]:
+    """Collect the project's state for ``interest status``.
+
+    Returns:
+        ``{state_dir, tracking_uri, optuna_storage, bentoml_home, registered_models,
+        studies, bento_models}``; each list is empty when its store does not exist yet.
+    """
+    paths = config.paths.resolved()
+    return {
+        "state_dir": str(paths.state_dir),
+        "tracking_uri": paths.tracking_uri,
+        "optuna_storage": paths.optuna_storage,
+        "bentoml_home": str(paths.bentoml_home),
+        "registered_models": list_registered_models(config),
+        "studies": list_studies(config),
+        "bento_models": list_bento_models(config),
+    }

@@ -1,0 +1,89 @@
+"""MLflow plumbing for training: tracking set-up, data fingerprint inputs, flat logging."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from typing import Any
+
+from core.config import ProjectConfig
+from core.dataset import PreparedData
+
+
+def setup_tracking(config: ProjectConfig, experiment: str | None = None) -> str:
+    """Point MLflow at the configured store and return the experiment id (created if new).
+
+    New experiments store artifacts under ``paths.artifact_root/<experiment>`` so that the
+    embedded default keeps everything inside the project state folder.
+    """
+    import mlflow
+
+    paths = config.paths.resolved()
+    paths.state_dir.mkdir(parents=True, exist_ok=True)
+    mlflow.set_tracking_uri(paths.tracking_uri)
+    mlflow.set_registry_uri(paths.tracking_uri)
+    name = experiment or config.train.experiment
+    found = mlflow.get_experiment_by_name(name)
+    if found is not None:
+        mlflow.set_experiment(experiment_id=found.experiment_id)
+        return found.experiment_id
+    location = None
+    if "://" not in paths.artifact_root or paths.artifact_root.startswith("file:"):
+        location = f"{paths.artifact_root.rstrip('/')}/{name}"
+    exp_id = mlflow.create_experiment(name, artifact_location=location)
+    mlflow.set_experiment(experiment_id=exp_id)
+    return exp_id
+
+
+def fingerprint_tags(data: PreparedData) -> dict[str, str]:
+    """``data.*`` tags: dataset, rows, content hash, vocab hash, cutoffs, test split hash."""
+    fp = data.fingerprint.to_dict()
+    tags = {
+        "data.dataset": str(fp["dataset"]),
+        "data.rows": str(fp["rows"]),
+        "data.content_hash": str(fp["content_hash"]),
+        "data.vocab_hash": str(fp["vocab_hash"]),
+        "data.split_hash": split_hash(data),
+    }
+    for key, value in fp["cutoffs"].items():
+        tags[f"data.cutoff.{key}"] = str(value)
+    return tags
+
+
+def split_hash(data: PreparedData) -> str:
+    """Identify the test split: same events and same test cutoff and horizon."""
+    import hashlib
+
+    text = f"{data.fingerprint.content_hash}:{data.splits.test.isoformat()}:{data.splits.horizon}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+
+def log_data_input(data: PreparedData, source: str, context: str = "training") -> None:
+    """Log the dataset fingerprint as an MLflow dataset input of the active run."""
+    import mlflow
+    from mlflow.data.filesystem_dataset_source import FileSystemDatasetSource
+    from mlflow.data.meta_dataset import MetaDataset
+
+    dataset = MetaDataset(
+        source=FileSystemDatasetSource(source),
+        name=data.fingerprint.dataset,
+        digest=data.fingerprint.content_hash,
+    )
+    mlflow.log_input(dataset, context=context, tags={"vocab_hash": data.fingerprint.vocab_hash})
+
+
+def finite_metrics(values: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
+    """Numeric, finite entries of ``values`` (MLflow rejects NaN in some stores)."""
+    out = {}
+    for key, value in values.items():
+        if isinstance(value, int | float) and math.isfinite(float(value)):
+            out[f"{prefix}{key}"] = float(value)
+    return out
+
+
+def baseline_metrics(baselines: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
+    """Flatten ``{baseline: {metric: v}}`` to ``baseline.<baseline>.<metric>`` metrics."""
+    out: dict[str, float] = {}
+    for name, values in baselines.items():
+        out.update(finite_metrics(values, prefix=f"baseline.{name}."))
+    return out

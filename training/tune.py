@@ -1,0 +1,227 @@
+"""Optuna studies of model plans, one MLflow parent run per study, one nested run per trial.
+
+``run_study`` reads top to bottom: prepare data -> open the study and its parent run ->
+optimise (suggest -> build -> fit -> report per epoch, prune) -> refit the winner ->
+register it as ``challenger`` -> run the promotion gate. Nothing is registered and no
+alias moves unless every step before it succeeded.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+import keras
+import optuna
+import pandas as pd
+
+from core.config import ProjectConfig
+from core.dataset import PreparedData
+from core.metrics import evaluate_predictions
+from training.fit import fit_model, predict_arrays
+from training.search import TrialPlan, suggest
+from training.tracking import finite_metrics, fingerprint_tags, log_data_input, setup_tracking
+
+
+@dataclass
+class StudyOutcome:
+    """What a tuning job produced."""
+
+    study_name: str
+    parent_run_id: str
+    best_value: float
+    best_params: dict[str, Any]
+    n_complete: int
+    n_pruned: int
+    refit: Any = None  # training.refit.RefitResult
+    version: str | None = None
+    decision: Any = None  # training.promotion.PromotionDecision
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def open_study(config: ProjectConfig, name: str, *, resume: bool, seed: int) -> optuna.Study:
+    """Create (or, with ``resume``, reload) the study on the configured storage.
+
+    Raises:
+        ValueError: if the study exists and ``resume`` is false, or is missing on resume.
+    """
+    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+
+    url = config.paths.resolved().optuna_storage
+    config.paths.resolved().state_dir.mkdir(parents=True, exist_ok=True)
+    storage = RDBStorage(
+        url,
+        heartbeat_interval=30,
+        grace_period=90,
+        failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
+    )
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if name in names and not resume:
+        raise ValueError(
+            f"study {name!r} already exists in {url}; pass --resume to continue it "
+            "or --study-name to start another"
+        )
+    if name not in names and resume:
+        raise ValueError(f"no study named {name!r} in {url} to resume")
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        load_if_exists=resume,
+    )
+
+
+def make_objective(
+    config: ProjectConfig,
+    data: PreparedData,
+    *,
+    warm_start: keras.Model | None,
+    study_name: str,
+) -> Any:
+    """Build ``objective(trial) -> validation primary metric`` with one nested run per trial."""
+    import mlflow
+
+    metric = config.registry.primary_metric
+    train_cfg = config.train
+
+    def objective(trial: optuna.Trial) -> float:
+        plan = suggest(trial, can_warm_start=warm_start is not None)
+        with mlflow.start_run(run_name=f"trial-{trial.number:03d}", nested=True) as run:
+            trial.set_user_attr("mlflow_run_id", run.info.run_id)
+            mlflow.log_params(plan.params())
+            mlflow.set_tags({"optuna.study": study_name, "optuna.trial": str(trial.number)})
+            mlflow.set_tags(fingerprint_tags(data))
+
+            def on_epoch(epoch: int, model: keras.Model) -> dict[str, float]:
+                scores = evaluate_predictions(predict_arrays(model, data.val), data.val)
+                figures = finite_metrics(scores, prefix="val_")
+                mlflow.log_metrics(figures, step=epoch)
+                trial.report(scores[metric], epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}: {scores[metric]:.4f}")
+                return figures
+
+            try:
+                result = fit_model(
+                    plan,
+                    data.spec,
+                    data.train,
+                    epochs=train_cfg.epochs,
+                    batch_size=train_cfg.batch_size,
+                    seed=train_cfg.seed + trial.number,
+                    pretrain_epochs=train_cfg.pretrain_epochs,
+                    warm_start=warm_start,
+                    on_epoch=on_epoch,
+                )
+            except optuna.TrialPruned:
+                mlflow.set_tag("optuna.state", "PRUNED")
+                mlflow.end_run(status="KILLED")
+                raise
+            value = result.history[-1][f"val_{metric}"]
+            trial.set_user_attr("epochs", result.epochs)
+            mlflow.log_metrics({"transferred_layers": result.transferred_layers})
+            mlflow.log_metrics({"fit_seconds": result.seconds, metric: value})
+            mlflow.set_tag("optuna.state", "COMPLETE")
+            if not math.isfinite(value):
+                raise ValueError(f"trial {trial.number}: validation {metric} is not finite")
+            return value
+
+    return objective
+
+
+def log_study_plots(study: optuna.Study) -> None:
+    """Attach Optuna's optimisation history and parameter importances to the parent run."""
+    import mlflow
+    from optuna.visualization import plot_optimization_history, plot_param_importances
+
+    mlflow.log_figure(plot_optimization_history(study), "optuna/optimization_history.html")
+    complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
+    if len(complete) >= 2:
+        try:
+            mlflow.log_figure(plot_param_importances(study), "optuna/param_importances.html")
+        except (RuntimeError, ValueError) as err:  # importances need varied params
+            mlflow.set_tag("optuna.importance_error", str(err)[:250])
+
+
+def run_study(
+    config: ProjectConfig,
+    events: pd.DataFrame,
+    data: PreparedData,
+    *,
+    source: str,
+    study_name: str | None = None,
+    resume: bool = False,
+    register: bool = True,
+    warm_start: keras.Model | None = None,
+    show_progress: bool = True,
+) -> StudyOutcome:
+    """Tune, refit the winner, register it and run the promotion gate.
+
+    Args:
+        config: project configuration (``train``, ``registry``, ``paths``).
+        events: the canonical events ``data`` was prepared from (baselines read them).
+        data: prepared splits and arrays.
+        source: where the events came from (logged as the dataset source).
+        study_name: Optuna study and MLflow parent-run name (default ``train.study_name``).
+        resume: continue an existing study up to ``train.trials`` finished trials.
+        register: register the refit model and run the gate.
+        warm_start: the champion's model, offered to trials as an initialisation.
+        show_progress: Optuna's progress bar.
+
+    Returns:
+        The outcome, including the gate's decision when ``register``.
+    """
+    import mlflow
+
+    from training.refit import gate_and_register, refit_best
+
+    name = study_name or config.train.study_name
+    setup_tracking(config)
+    study = open_study(config, name, resume=resume, seed=config.train.seed)
+    states = optuna.trial.TrialState
+    finished = [t for t in study.trials if t.state in (states.COMPLETE, states.PRUNED)]
+    remaining = max(0, config.train.trials - len(finished))
+    parent_id = study.user_attrs.get("mlflow_parent_run_id")
+    with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"study-{name}"):
+        parent = mlflow.active_run().info.run_id
+        if parent_id is None:
+            study.set_user_attr("mlflow_parent_run_id", parent)
+            mlflow.log_params({"study": name, "trials": config.train.trials})
+            mlflow.log_params(finite_metrics(config.train.model_dump(), prefix="train."))
+            mlflow.set_tags(fingerprint_tags(data))
+            log_data_input(data, source)
+        objective = make_objective(config, data, warm_start=warm_start, study_name=name)
+        study.optimize(
+            objective,
+            n_trials=remaining,
+            timeout=config.train.timeout_s,
+            show_progress_bar=show_progress,
+        )
+        finished = [t for t in study.trials if t.state in (states.COMPLETE, states.PRUNED)]
+        complete = [t for t in finished if t.state == states.COMPLETE]
+        if not complete:
+            raise RuntimeError(f"study {name!r} has no complete trial; nothing to refit")
+        log_study_plots(study)
+        best = study.best_trial
+        mlflow.log_metrics({"best_value": best.value, "n_complete": len(complete)})
+        outcome = StudyOutcome(
+            study_name=name,
+            parent_run_id=parent,
+            best_value=float(best.value),
+            best_params=dict(best.params),
+            n_complete=len(complete),
+            n_pruned=len(finished) - len(complete),
+        )
+        plan = TrialPlan.from_params(best.params)
+        epochs = int(best.user_attrs.get("epochs", config.train.epochs))
+        outcome.refit = refit_best(
+            config, events, data, plan, epochs=epochs, warm_start=warm_start, study_name=name
+        )
+    if register:
+        outcome.version, outcome.decision = gate_and_register(
+            config, events, data, outcome.refit, study_name=name
+        )
+    return outcome
