@@ -75,16 +75,18 @@ def run_case(args: tuple[int, float, int, dict[str, Any], int]) -> list[dict[str
     for size in (len(current), small):
         window = current.sample(min(size, len(current)), random_state=seed)
         result = check_drift(reference, window, config, seed=seed, with_quality=False)
-        rows.append({
-            "seed": seed,
-            "shift": shift,
-            "n_reference": result.n_reference,
-            "n_current": result.n_current,
-            "status": result.status,
-            "share_drifted": result.share_drifted,
-            "drifted": [c.column for c in result.drifted_columns],
-            "scores": {c.column: round(c.score, 4) for c in result.columns},
-        })
+        rows.append(
+            {
+                "seed": seed,
+                "shift": shift,
+                "n_reference": result.n_reference,
+                "n_current": result.n_current,
+                "status": result.status,
+                "share_drifted": result.share_drifted,
+                "drifted": [c.column for c in result.drifted_columns],
+                "scores": {c.column: round(c.score, 4) for c in result.columns},
+            }
+        )
     return rows
 
 
@@ -112,7 +114,10 @@ def summarize(rows: list[dict[str, Any]], small: int) -> dict[str, Any]:
     frame = pd.DataFrame(rows)
     frame["alarm"] = frame["status"] == "drift"
     out: dict[str, Any] = {}
-    for label, part in (("full", frame[frame["n_current"] > small]), ("small", frame[frame["n_current"] <= small])):
+    for label, part in (
+        ("full", frame[frame["n_current"] > small]),
+        ("small", frame[frame["n_current"] <= small]),
+    ):
         by_shift = part.groupby("shift")["alarm"].mean()
         out[label] = {
             "n_current_median": int(part["n_current"].median()),

@@ -97,7 +97,9 @@ class Predictor:
     def warmup(self, sizes: tuple[int, ...] = BUCKETS) -> None:
         """Call the function once per bucket size so first requests pay no setup cost."""
         for size in sizes:
-            self._fn({k: tf.zeros((size, *s.shape[1:]), s.dtype) for k, s in self.input_specs.items()})
+            self._fn(
+                {k: tf.zeros((size, *s.shape[1:]), s.dtype) for k, s in self.input_specs.items()}
+            )
 
 
 @dataclass
@@ -150,7 +152,9 @@ def save_bundle(
     vocab.save(directory / "vocab.json")
     (directory / "feature_config.json").write_text(feature_config.model_dump_json(indent=2))
     (directory / "feature_spec.json").write_text(spec.to_json())
-    (directory / "metadata.json").write_text(json.dumps(metadata, indent=2, sort_keys=True, default=str))
+    (directory / "metadata.json").write_text(
+        json.dumps(metadata, indent=2, sort_keys=True, default=str)
+    )
     if reference is not None:
         reference.to_parquet(directory / "reference.parquet", index=False)
     return directory
@@ -170,7 +174,9 @@ def load_bundle(directory: Path) -> Bundle:
     return Bundle(
         model=model,
         vocab=Vocabulary.load(directory / "vocab.json"),
-        feature_config=FeatureConfig.model_validate_json((directory / "feature_config.json").read_text()),
+        feature_config=FeatureConfig.model_validate_json(
+            (directory / "feature_config.json").read_text()
+        ),
         spec=FeatureSpec.from_json((directory / "feature_spec.json").read_text()),
         metadata=json.loads((directory / "metadata.json").read_text()),
         path=directory,

@@ -54,11 +54,22 @@ class PreparedData:
 def hash_events(events: pd.DataFrame) -> str:
     """Order-independent content hash of the core event columns (16 hex digits).
 
-    Row hashes are summed modulo 2**64, so the same rows in another order hash the same.
+    Each column is factorised and only its distinct values are hashed (Arrow-backed string
+    columns never become Python objects row by row); row hashes are combined per row and
+    summed modulo 2**64, so the same rows in another order hash the same.
     """
     columns = [c for c in _HASHED_COLUMNS if c in events.columns]
-    row_hashes = pd.util.hash_pandas_object(events[columns], index=False).to_numpy()
-    total = int(row_hashes.sum(dtype=np.uint64))
+    rows = np.zeros(len(events), dtype=np.uint64)
+    for col in columns:
+        values = events[col]
+        if isinstance(values.dtype, pd.DatetimeTZDtype):
+            hashed = pd.util.hash_array(values.array.asi8)
+        else:
+            codes, uniques = pd.factorize(values, use_na_sentinel=True)
+            hashes = pd.util.hash_array(np.asarray(uniques, dtype=object))
+            hashed = np.append(hashes, np.uint64(0))[codes]  # code -1 (missing) -> last entry
+        rows = rows * np.uint64(1_000_003) ^ hashed
+    total = int(rows.sum(dtype=np.uint64))
     text = f"{len(events)}:{','.join(columns)}:{total}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
@@ -79,8 +90,8 @@ def prepare_dataset(events: pd.DataFrame, config: ProjectConfig, name: str) -> P
     """
     features = config.features
     splits = make_splits(events, config.split, features)
-    history = events[pd.to_datetime(events["timestamp"], utc=True) < splits.val]
-    vocab = fit_vocabulary(history, features)
+    before_val = (pd.to_datetime(events["timestamp"], utc=True) < splits.val).to_numpy()
+    vocab = fit_vocabulary(events.loc[before_val, ["category_id"]], features)
     encoded = encode_events(events, vocab)
     train = build_features(encoded, splits.train, vocab, features)
     val = build_features(encoded, [splits.val], vocab, features)

@@ -51,7 +51,8 @@ def _times_ns(column: pd.Series) -> np.ndarray:
 
 
 def _check_missing(name: str, values: np.ndarray) -> None:
-    missing = int(pd.isna(values).sum())
+    """Raise if ``values`` holds missing entries (or, for factorize codes, ``-1``)."""
+    missing = int((values < 0).sum()) if values.dtype.kind == "i" else int(pd.isna(values).sum())
     if missing:
         raise ValueError(f"column {name!r} has {missing} missing values")
 
@@ -89,12 +90,12 @@ def encode_events(events: pd.DataFrame, vocab: Vocabulary) -> EncodedEvents:
             vocab,
         )
     user_codes, user_ids = pd.factorize(events["user_id"], sort=True)
-    _check_missing("user_id", user_codes < 0)
+    _check_missing("user_id", user_codes)
     cat_codes, cat_uniques = pd.factorize(events["category_id"])
     # Code -1 (missing category) picks the trailing OOV entry.
     cat = np.append(vocab.encode(np.asarray(cat_uniques, dtype=object)), OOV_INDEX)[cat_codes]
     beh_codes, beh_uniques = pd.factorize(events["behavior"])
-    _check_missing("behavior", beh_codes < 0)
+    _check_missing("behavior", beh_codes)
     beh = _behavior_lut(beh_uniques)[beh_codes]
     return _sort_events(user_codes, np.asarray(user_ids, dtype=object), time, cat, beh, vocab)
 

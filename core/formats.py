@@ -91,6 +91,15 @@ def _naive(values: pd.Series, **kwargs: object) -> pd.Series:
     return pd.to_datetime(values, errors="coerce", utc=True, **kwargs).dt.tz_localize(None)
 
 
+def to_float(values: pd.Series) -> pd.Series:
+    """Parse numbers, fast in Arrow; unparseable values become NaN (price is optional)."""
+    try:
+        parsed = pc.cast(arrow_strings(values), pa.float64()).to_numpy(zero_copy_only=False)
+        return pd.Series(parsed, index=values.index)
+    except pa.ArrowInvalid:
+        return pd.to_numeric(values, errors="coerce").astype("float64")
+
+
 def lookup(values: pd.Series, mapping: dict[str, str]) -> pd.Series:
     """Map source strings through ``mapping``; values not in it become missing."""
     keys = pa.array(list(mapping), pa.string())
@@ -108,7 +117,9 @@ def _category(frame: pd.DataFrame, key: str, available: dict[str, str], source: 
     return frame[available[key]]
 
 
-def convert_taobao(raw: pd.DataFrame, config: DataConfig, source: str) -> tuple[pd.DataFrame, list[str]]:
+def convert_taobao(
+    raw: pd.DataFrame, config: DataConfig, source: str
+) -> tuple[pd.DataFrame, list[str]]:
     """Taobao UserBehavior: ``pv`` is a view; timestamps are Unix seconds."""
     out = pd.DataFrame({"user_id": raw["user_id"], "item_id": raw["item_id"]})
     keys = {"category_id": "category_id", "item_id": "item_id"}
@@ -118,7 +129,9 @@ def convert_taobao(raw: pd.DataFrame, config: DataConfig, source: str) -> tuple[
     return out, []
 
 
-def convert_tmall(raw: pd.DataFrame, config: DataConfig, source: str) -> tuple[pd.DataFrame, list[str]]:
+def convert_tmall(
+    raw: pd.DataFrame, config: DataConfig, source: str
+) -> tuple[pd.DataFrame, list[str]]:
     """Tmall 2014: brand is the only item attribute, so it is item, brand and category at once."""
     brand = raw["brand_id"]
     out = pd.DataFrame({"user_id": raw["user_id"], "item_id": brand, "category_id": brand})
@@ -135,7 +148,9 @@ def convert_tmall(raw: pd.DataFrame, config: DataConfig, source: str) -> tuple[p
     return out, notes
 
 
-def convert_amazon(raw: pd.DataFrame, config: DataConfig, source: str) -> tuple[pd.DataFrame, list[str]]:
+def convert_amazon(
+    raw: pd.DataFrame, config: DataConfig, source: str
+) -> tuple[pd.DataFrame, list[str]]:
     """Amazon reviews: every review is counted as a ``buy`` (a review is a purchase proxy)."""
     out = pd.DataFrame({"user_id": raw["user_id"], "item_id": raw["item_id"]})
     notes = ["every review is counted as a buy"]
@@ -145,7 +160,9 @@ def convert_amazon(raw: pd.DataFrame, config: DataConfig, source: str) -> tuple[
         meta = read_item_meta(config.item_meta)
         out["category_id"] = lookup(raw["item_id"], meta)
         unmapped = int(out["category_id"].isna().sum())
-        notes.append(f"categories from {config.item_meta}; {unmapped:,} rows' items not in it")
+        notes.append(
+            f"categories from {config.item_meta}; {unmapped:,} rows' items not in it (dropped as missing_id)"
+        )
     else:
         out["category_id"] = raw["item_id"]
         notes.append("category_id = item_id (no data.item_meta given)")
@@ -165,29 +182,39 @@ def read_item_meta(path: Path) -> dict[str, str]:
     return dict(zip(meta["item_id"], meta[column], strict=True))
 
 
-def convert_rees46(raw: pd.DataFrame, config: DataConfig, source: str) -> tuple[pd.DataFrame, list[str]]:
+def convert_rees46(
+    raw: pd.DataFrame, config: DataConfig, source: str
+) -> tuple[pd.DataFrame, list[str]]:
     """REES46: ``purchase`` is a buy; ids stay strings (19-digit category ids)."""
     keys = {"category_id": "category_id", "item_id": "product_id", "brand": "brand"}
     out = pd.DataFrame({"user_id": raw["user_id"], "item_id": raw["product_id"]})
     out["category_id"] = _category(raw, config.category_key, keys, source)
     out["behavior"] = lookup(raw["event_type"], REES46_BEHAVIORS)
-    out["timestamp"] = parse_unique(raw["event_time"], lambda v: _naive(v, format="%Y-%m-%d %H:%M:%S UTC"))
-    for canonical, column in (("brand", "brand"), ("session_id", "user_session"), ("text", "category_code")):
+    out["timestamp"] = parse_unique(
+        raw["event_time"], lambda v: _naive(v, format="%Y-%m-%d %H:%M:%S UTC")
+    )
+    for canonical, column in (
+        ("brand", "brand"),
+        ("session_id", "user_session"),
+        ("text", "category_code"),
+    ):
         if column in raw.columns:
             out[canonical] = raw[column]
     if "price" in raw.columns:
-        out["price"] = pd.to_numeric(raw["price"], errors="coerce")
+        out["price"] = to_float(raw["price"])
     return out, ["category_code is kept as text; user_session as session_id"]
 
 
-def convert_generic(raw: pd.DataFrame, config: DataConfig, source: str) -> tuple[pd.DataFrame, list[str]]:
+def convert_generic(
+    raw: pd.DataFrame, config: DataConfig, source: str
+) -> tuple[pd.DataFrame, list[str]]:
     """Any layout described by ``data.column_map`` (canonical -> source) and ``data.behavior_map``.
 
     Unmapped canonical columns are looked up under their own name. Without a behaviour map,
     source values must already be canonical behaviours.
     """
     src = {c: config.column_map.get(c, c) for c in EVENT_COLUMNS}
-    key = config.category_key if config.category_key != "category_id" else "category_id"
+    key = config.category_key
     needed = {src[c] for c in ("user_id", "item_id", "behavior", "timestamp", key)}
     require_columns(raw.columns, sorted(needed), source)
     out = pd.DataFrame({c: raw[s] for c, s in src.items() if s in raw.columns})
@@ -220,7 +247,11 @@ def parse_time(values: pd.Series, *, iso_only: bool = True) -> pd.Series:
         return unix_seconds(values)
     fmt = "ISO8601" if iso_only else "mixed"
     return parse_unique(values, lambda v: _naive(v, format=fmt))
-def convert_canonical(raw: pd.DataFrame, config: DataConfig, source: str) -> tuple[pd.DataFrame, list[str]]:
+
+
+def convert_canonical(
+    raw: pd.DataFrame, config: DataConfig, source: str
+) -> tuple[pd.DataFrame, list[str]]:
     """Files written by :func:`core.loaders.write_events` (repeats kept: round trips are lossless)."""
     out = raw.copy()
     out["behavior"] = lookup(raw["behavior"], {b: b for b in BEHAVIORS})
@@ -247,8 +278,15 @@ FORMATS: dict[str, FormatSpec] = {
     "rees46": FormatSpec(
         ("event_time", "event_type", "product_id", "category_id", "user_id"),
         (
-            "event_time", "event_type", "product_id", "category_id", "category_code",
-            "brand", "price", "user_id", "user_session",
+            "event_time",
+            "event_type",
+            "product_id",
+            "category_id",
+            "category_code",
+            "brand",
+            "price",
+            "user_id",
+            "user_session",
         ),
         True,
         convert_rees46,

@@ -165,7 +165,9 @@ class TargetAttention(keras.layers.Layer):
         m = self.n_interests
         self.keys = keras.layers.Dense(width, use_bias=False, name="keys")
         self.keys.build(seq_shape)
-        self.queries = self.add_weight(name="queries", shape=(m, width), initializer="glorot_uniform")
+        self.queries = self.add_weight(
+            name="queries", shape=(m, width), initializer="glorot_uniform"
+        )
         self.route = self.add_weight(name="route", shape=(dim, m), initializer="glorot_uniform")
         self.out = self.add_weight(name="out", shape=(width, dim), initializer="glorot_uniform")
         self.bias = self.add_weight(name="bias", shape=(table_shape[0],), initializer="zeros")

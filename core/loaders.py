@@ -119,7 +119,9 @@ def read_table(path: Path | str, names: Sequence[str] | None = None) -> pd.DataF
         try:
             table = pacsv.read_csv(
                 path,
-                read_options=pacsv.ReadOptions(column_names=columns, skip_rows=0 if headerless else 1),
+                read_options=pacsv.ReadOptions(
+                    column_names=columns, skip_rows=0 if headerless else 1
+                ),
                 convert_options=pacsv.ConvertOptions(
                     column_types=dict.fromkeys(columns, pa.string()),
                     strings_can_be_null=True,
@@ -130,7 +132,9 @@ def read_table(path: Path | str, names: Sequence[str] | None = None) -> pd.DataF
             raise _explain_arrow(path, columns, exc) from exc
         frame = _strings(table)
     if frame.empty:
-        raise DataValidationError(f"{path}: no data rows (found columns {', '.join(frame.columns)})")
+        raise DataValidationError(
+            f"{path}: no data rows (found columns {', '.join(frame.columns)})"
+        )
     return frame
 
 

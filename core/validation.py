@@ -148,9 +148,15 @@ def clean_events(
     """
     report.rows_read = len(frame)
     missing = np.zeros(len(frame), dtype=bool)
+    per_column = {}
     for col in _ID_COLUMNS:
         values = frame[col]
-        missing |= values.isna().to_numpy() | values.eq("").fillna(True).to_numpy(dtype=bool)
+        empty = values.isna().to_numpy() | values.eq("").fillna(True).to_numpy(dtype=bool)
+        per_column[col] = int(empty.sum())
+        missing |= empty
+    if missing.any():
+        counts = ", ".join(f"{col} {n:,}" for col, n in per_column.items())
+        report.notes.append(f"missing_id per column (a row may miss several): {counts}")
     frame = _drop(frame, missing, "missing_id", report)
     frame = _drop(frame, frame["timestamp"].isna(), "unparseable_time", report)
     frame = _drop(frame, frame["behavior"].isna(), "unknown_behavior", report)

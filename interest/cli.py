@@ -11,7 +11,15 @@ from typing import Annotated
 
 import typer
 
-from interest import data_cmd
+from interest import (
+    data_cmd,
+    demo_cmd,
+    features_cmd,
+    monitor_cmd,
+    registry_cmd,
+    synth_cmd,
+    train_cmd,
+)
 
 app = typer.Typer(
     name="interest",
@@ -38,7 +46,15 @@ def main(
     ctx.obj = {"config_path": config}
 
 
+data_cmd.app.command("generate")(synth_cmd.generate)
+data_cmd.app.command("features")(features_cmd.build)
 app.add_typer(data_cmd.app, name="data")
+app.command()(train_cmd.tune)
+for _command in (registry_cmd.register, registry_cmd.promote, registry_cmd.rollback):
+    app.command()(_command)
+app.command("status")(registry_cmd.status)
+app.add_typer(monitor_cmd.app, name="monitor")
+app.command()(demo_cmd.demo)
 
 
 if __name__ == "__main__":

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import typer
 
@@ -23,8 +23,8 @@ def validate(
         typer.Option("--format", "-f", help="Source layout (default: data.format)."),
     ] = None,
     category_key: Annotated[
-        str | None,
-        typer.Option(help="Source key used as category: category_id, brand or item_id."),
+        Literal["category_id", "brand", "item_id"] | None,
+        typer.Option(help="Source key that becomes the canonical category_id."),
     ] = None,
     year: Annotated[int | None, typer.Option(help="Year for Tmall 'M-D' dates.")] = None,
     item_meta: Annotated[

@@ -42,9 +42,12 @@ def _window(since: str | None, window: str | None, now: datetime) -> tuple[datet
 @app.command()
 def drift(
     ctx: typer.Context,
-    since: Annotated[str | None, typer.Option(help="Window start, ISO time (UTC if naive).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Window start, ISO time (UTC if naive).")
+    ] = None,
     window: Annotated[
-        str | None, typer.Option(help=f"Window length up to now, e.g. 24h (default {DEFAULT_WINDOW}).")
+        str | None,
+        typer.Option(help=f"Window length up to now, e.g. 24h (default {DEFAULT_WINDOW})."),
     ] = None,
     reference: Annotated[
         Path | None,

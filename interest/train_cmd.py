@@ -33,12 +33,20 @@ def tune(
     category_key: Annotated[
         str | None, typer.Option(help="Source key used as category: category_id|brand|item_id.")
     ] = None,
-    trials: Annotated[int | None, typer.Option(help="Finished trials the study should reach.")] = None,
-    timeout: Annotated[float | None, typer.Option(help="Stop starting trials after S seconds.")] = None,
-    epochs: Annotated[int | None, typer.Option(help="Epochs per trial (and for the refit).")] = None,
+    trials: Annotated[
+        int | None, typer.Option(help="Finished trials the study should reach.")
+    ] = None,
+    timeout: Annotated[
+        float | None, typer.Option(help="Stop starting trials after S seconds.")
+    ] = None,
+    epochs: Annotated[
+        int | None, typer.Option(help="Epochs per trial (and for the refit).")
+    ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Minibatch size.")] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for the sampler and the models.")] = None,
-    study_name: Annotated[str | None, typer.Option(help="Optuna study / MLflow parent run name.")] = None,
+    study_name: Annotated[
+        str | None, typer.Option(help="Optuna study / MLflow parent run name.")
+    ] = None,
     resume: Annotated[bool, typer.Option(help="Continue an existing study.")] = False,
     storage: Annotated[
         str | None, typer.Option(help="Optuna storage URL (default: SQLite in the state folder).")
@@ -127,7 +135,9 @@ def tune(
     if json_out:
         typer.echo(json.dumps(summary, indent=2, default=str))
         return
-    typer.echo(f"study {outcome.study_name}: {outcome.n_complete} complete, {outcome.n_pruned} pruned")
+    typer.echo(
+        f"study {outcome.study_name}: {outcome.n_complete} complete, {outcome.n_pruned} pruned"
+    )
     metric = config.registry.primary_metric
     typer.echo(f"test {metric}: {outcome.refit.test_metrics.get(metric, float('nan')):.4f}")
     for name, values in outcome.refit.baselines.items():

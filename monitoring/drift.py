@@ -28,6 +28,9 @@ MIN_CATEGORIES = 5
 ROWS_PER_CATEGORY = 100
 OTHER = "__other__"
 
+# Numeric-only tests get a categorical counterpart of the same kind (p-value or distance).
+_PVALUE_TESTS = {"ks", "t_test", "anderson", "cramer_von_mises", "mannw", "es", "epps_singleton"}
+
 Status = Literal["ok", "drift", "not_enough_data"]
 
 
@@ -77,7 +80,9 @@ class DriftResult:
         }
 
 
-def monitored_columns(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[list[str], list[str]]:
+def monitored_columns(
+    reference: pd.DataFrame, current: pd.DataFrame
+) -> tuple[list[str], list[str]]:
     """Pick the numeric and categorical columns to check.
 
     Behaviour features are required in both frames; prediction columns are checked only
@@ -98,7 +103,11 @@ def monitored_columns(reference: pd.DataFrame, current: pd.DataFrame) -> tuple[l
 
 
 def _prepare(
-    reference: pd.DataFrame, current: pd.DataFrame, numeric: list[str], categorical: list[str], seed: int
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    numeric: list[str],
+    categorical: list[str],
+    seed: int,
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
     frames = []
     for frame in (reference, current):
@@ -129,24 +138,47 @@ def _quality_metrics(columns: list[str]) -> list[Any]:
     return [RowCount(), DatasetMissingValueCount(), *(MissingValueCount(column=c) for c in columns)]
 
 
+def categorical_method(method: str) -> str:
+    """Return ``method`` if it applies to categorical columns, else a counterpart of its kind."""
+    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
+    from evidently.legacy.core import ColumnType
+
+    try:
+        get_registered_stattest(method, ColumnType.Categorical)
+    except Exception:  # noqa: BLE001 - evidently raises its own error types here
+        return "chisquare" if method in _PVALUE_TESTS else "jensenshannon"
+    return method
+
+
 def _build_report(
-    columns: list[str], config: MonitoringConfig, with_quality: bool
+    numeric: list[str], categorical: list[str], config: MonitoringConfig, with_quality: bool
 ) -> tuple[Any, Any, dict[str, Any]]:
     from evidently import Report
     from evidently.metrics import DriftedColumnsCount, ValueDrift
 
     method, threshold = config.stattest, config.stattest_threshold
+    columns = numeric + categorical
     count = DriftedColumnsCount(
-        columns=columns, method=method, threshold=threshold, drift_share=config.drift_share
+        columns=columns,
+        num_method=method,
+        cat_method=categorical_method(method),
+        threshold=threshold,
+        drift_share=config.drift_share,
     )
-    per_column = {c: ValueDrift(column=c, method=method, threshold=threshold) for c in columns}
+    cat_method = categorical_method(method)
+    per_column = {
+        c: ValueDrift(column=c, method=method if c in numeric else cat_method, threshold=threshold)
+        for c in columns
+    }
     metrics = [count, *per_column.values()]
     if with_quality:
         metrics += _quality_metrics(columns)
     return Report(metrics, include_tests=True), count, per_column
 
 
-def _not_enough(reference: pd.DataFrame, current: pd.DataFrame, config: MonitoringConfig) -> DriftResult:
+def _not_enough(
+    reference: pd.DataFrame, current: pd.DataFrame, config: MonitoringConfig
+) -> DriftResult:
     return DriftResult(
         status="not_enough_data",
         share_drifted=0.0,
@@ -192,9 +224,8 @@ def check_drift(
     if min(len(reference), len(current)) < config.min_rows:
         return _not_enough(reference, current, config)
     ref, cur = _prepare(reference, current, numeric, categorical, seed)
-    columns = numeric + categorical
     definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    report, count, per_column = _build_report(columns, config, with_quality)
+    report, count, per_column = _build_report(numeric, categorical, config, with_quality)
     snapshot = report.run(
         Dataset.from_pandas(cur, data_definition=definition),
         Dataset.from_pandas(ref, data_definition=definition),
@@ -207,7 +238,9 @@ def check_drift(
         drifted = any(t.status.value == "FAIL" for t in res.tests)
         kind = "prediction" if col in PREDICTION_COLUMNS else "feature"
         score = float(res.value)
-        checked.append(ColumnDrift(col, kind, config.stattest, score, config.stattest_threshold, drifted))
+        checked.append(
+            ColumnDrift(col, kind, metric.method, score, config.stattest_threshold, drifted)
+        )
     share = float(results[count.metric_id].share.value)
     drift = share >= config.drift_share
     n_drift = sum(c.drifted for c in checked)

@@ -131,7 +131,9 @@ def read_prediction_log(
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         frame = pd.DataFrame(columns=["logged_at", *PROFILE_COLUMNS])
-    frame["logged_at"] = pd.to_datetime(frame["logged_at"], utc=True, errors="coerce", format="ISO8601")
+    frame["logged_at"] = pd.to_datetime(
+        frame["logged_at"], utc=True, errors="coerce", format="ISO8601"
+    )
     skipped += int(frame["logged_at"].isna().sum())
     keep = frame["logged_at"].notna()
     start, end = _utc(since), _utc(until)

@@ -21,7 +21,9 @@ class ReportFiles:
     html: Path | None
 
 
-def save_report(result: DriftResult, directory: Path, stamp: str, context: dict[str, Any]) -> ReportFiles:
+def save_report(
+    result: DriftResult, directory: Path, stamp: str, context: dict[str, Any]
+) -> ReportFiles:
     """Write ``drift-<stamp>.json`` (decision, context, Evidently results) and ``.html``.
 
     Args:
@@ -63,22 +65,31 @@ def log_to_mlflow(
         mlflow.create_experiment(EXPERIMENT, artifact_location=f"{artifact_root}/{EXPERIMENT}")
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run(run_name=files.json.stem) as run:
-        mlflow.log_params({
-            "status": result.status,
-            "should_retrain": result.should_retrain,
-            "stattest": config.stattest,
-            "stattest_threshold": config.stattest_threshold,
-            "drift_share": config.drift_share,
-            "min_rows": config.min_rows,
-            **params,
-        })
-        mlflow.log_metrics({
-            "share_drifted": result.share_drifted,
-            "n_current": result.n_current,
-            "n_reference": result.n_reference,
-            "n_drifted_columns": len(result.drifted_columns),
-        })
-        mlflow.set_tags({"decision": result.status, "drifted": ",".join(c.column for c in result.drifted_columns)})
+        mlflow.log_params(
+            {
+                "status": result.status,
+                "should_retrain": result.should_retrain,
+                "stattest": config.stattest,
+                "stattest_threshold": config.stattest_threshold,
+                "drift_share": config.drift_share,
+                "min_rows": config.min_rows,
+                **params,
+            }
+        )
+        mlflow.log_metrics(
+            {
+                "share_drifted": result.share_drifted,
+                "n_current": result.n_current,
+                "n_reference": result.n_reference,
+                "n_drifted_columns": len(result.drifted_columns),
+            }
+        )
+        mlflow.set_tags(
+            {
+                "decision": result.status,
+                "drifted": ",".join(c.column for c in result.drifted_columns),
+            }
+        )
         mlflow.log_artifact(str(files.json), artifact_path="reports")
         if files.html is not None:
             mlflow.log_artifact(str(files.html), artifact_path="reports")

@@ -51,7 +51,9 @@ def get_project(workspace_dir: Path, name: str = PROJECT_NAME) -> tuple[Any, Any
     found = workspace.search_project(name)
     if found:
         return workspace, found[0]
-    project = workspace.create_project(name, description="Drift of the prediction log vs the champion")
+    project = workspace.create_project(
+        name, description="Drift of the prediction log vs the champion"
+    )
     _add_dashboard(project)
     return workspace, project
 

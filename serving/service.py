@@ -133,7 +133,12 @@ class InterestService:
             self.config.top_k,
         )
         OOV_EVENTS.inc(sum(encoded.oov_events))
-        records = log_records(encoded, responses, self.bundle.vocab, datetime.now(UTC))
+        try:
+            records = log_records(encoded, responses, self.bundle.vocab, datetime.now(UTC))
+        except Exception:  # noqa: BLE001 - logging must never fail a prediction
+            logger.exception("prediction log: could not summarise %d samples", len(responses))
+            records = []
+            PREDLOG_DROPPED.inc(len(responses))
         if not self.predlog.submit(records):
             PREDLOG_DROPPED.inc(len(records))
         return responses

@@ -7,6 +7,7 @@ Prediction goes through a compiled ``tf.function`` in fixed-size chunks
 from __future__ import annotations
 
 import time
+import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,7 +16,7 @@ import keras
 import numpy as np
 
 from core.arrays import FeatureSpec, SequenceArrays
-from core.bundle import compile_predict
+from core.bundle import Predictor
 from training.model import build_model, compile_model
 from training.search import TrialPlan
 
@@ -151,6 +152,15 @@ def fit_model(
     return result
 
 
+_PREDICTORS: weakref.WeakKeyDictionary[keras.Model, Predictor] = weakref.WeakKeyDictionary()
+
+
 def predict_arrays(model: keras.Model, arrays: SequenceArrays) -> dict[str, np.ndarray]:
-    """Predict every sample through the compiled serving function (not ``model.predict``)."""
-    return compile_predict(model)(arrays.inputs())
+    """Predict every sample through the compiled serving function (not ``model.predict``).
+
+    The compiled function is cached per model, so per-epoch validation traces it once.
+    """
+    predictor = _PREDICTORS.get(model)
+    if predictor is None:
+        predictor = _PREDICTORS[model] = Predictor(model)
+    return predictor.predict(arrays.inputs())

@@ -41,7 +41,9 @@ def make_inputs(spec: FeatureSpec, names: tuple[str, ...]) -> dict[str, keras.Ke
         "period_dist": ((p, spec.n_buckets), "float32"),
         "period_counts": ((p, spec.n_core_behaviors), "float32"),
     }
-    return {name: keras.Input(shape=shapes[name][0], dtype=shapes[name][1], name=name) for name in names}
+    return {
+        name: keras.Input(shape=shapes[name][0], dtype=shapes[name][1], name=name) for name in names
+    }
 
 
 def _recurrent(cell: str, units: int, name: str) -> keras.layers.Layer:
@@ -69,9 +71,9 @@ def encode_events(
         embedding table ``(V, cat_embed_dim)``.
     """
     mask = SequenceMask(name="event_mask")(inputs["cat"])
-    cat_emb, table = CategoryEmbedding(spec.n_categories, config.cat_embed_dim, name="cat_embedding")(
-        inputs["cat"]
-    )
+    cat_emb, table = CategoryEmbedding(
+        spec.n_categories, config.cat_embed_dim, name="cat_embedding"
+    )(inputs["cat"])
     parts = [
         cat_emb,
         keras.layers.Embedding(spec.n_behaviors, config.beh_embed_dim, name="beh_embedding")(
@@ -83,7 +85,9 @@ def encode_events(
             keras.layers.Embedding(25, config.hour_embed_dim, name="hour_embedding")(inputs["hour"])
         )
         for name in ("gap", "age"):
-            parts.append(keras.layers.Reshape((spec.max_events, 1), name=f"{name}_column")(inputs[name]))
+            parts.append(
+                keras.layers.Reshape((spec.max_events, 1), name=f"{name}_column")(inputs[name])
+            )
     x = keras.layers.Concatenate(name="event_features")(parts)
     x = keras.layers.Dropout(config.dropout, name="event_dropout")(x)
     for i in range(config.n_layers):
@@ -105,7 +109,9 @@ def encode_user(
     """
     seq, mask, table = encode_events(config, spec, inputs)
     if config.pooling == "target_attention":
-        logits, pooled = TargetAttention(config.n_interests, name="target_attention")(seq, mask, table)
+        logits, pooled = TargetAttention(config.n_interests, name="target_attention")(
+            seq, mask, table
+        )
     else:
         pooled = MaskedPooling(config.pooling, config.attention_units, name="pooling")(seq, mask)
         logits = None

@@ -26,11 +26,11 @@ from core.evaluate import evaluate_bundle
 from core.metrics import evaluate_predictions
 from core.profile import summarize_arrays
 from core.registry_client import download_bundle
-from training.card import save_plots, write_card
+from training.card import bucket_names, save_plots, write_card
 from training.fit import fit_model, predict_arrays
 from training.promotion import Candidate, PromotionDecision
 from training.search import TrialPlan
-from training.tracking import baseline_metrics, finite_metrics, fingerprint_tags, split_hash
+from training.tracking import baseline_metrics, fingerprint_tags, finite_metrics, split_hash
 
 
 @dataclass
@@ -100,7 +100,11 @@ def log_model_artifacts(
         mlflow.log_artifacts(str(bundle), "bundle")
         card_dir = Path(tmp) / "card"
         plots = save_plots(
-            card["pred"], card["baseline_pred"], data.test, data.vocab.bucket_names(), card_dir
+            card["pred"],
+            card["baseline_pred"],
+            data.test,
+            bucket_names(data.vocab.categories, data.spec.n_buckets),
+            card_dir,
         )
         write_card(
             card_dir / "model_card.md",

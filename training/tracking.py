@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping
 from typing import Any
 
@@ -61,11 +62,14 @@ def split_hash(data: PreparedData) -> str:
 def log_data_input(data: PreparedData, source: str, context: str = "training") -> None:
     """Log the dataset fingerprint as an MLflow dataset input of the active run."""
     import mlflow
-    from mlflow.data.filesystem_dataset_source import FileSystemDatasetSource
+    from mlflow.data.dataset_source_registry import resolve_dataset_source
     from mlflow.data.meta_dataset import MetaDataset
 
+    with warnings.catch_warnings():  # a local path matches two equivalent source kinds
+        warnings.simplefilter("ignore")
+        resolved = resolve_dataset_source(source)
     dataset = MetaDataset(
-        source=FileSystemDatasetSource(source),
+        source=resolved,
         name=data.fingerprint.dataset,
         digest=data.fingerprint.content_hash,
     )

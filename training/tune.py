@@ -9,6 +9,7 @@ alias moves unless every step before it succeeded.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -21,7 +22,7 @@ from core.dataset import PreparedData
 from core.metrics import evaluate_predictions
 from training.fit import fit_model, predict_arrays
 from training.search import TrialPlan, suggest
-from training.tracking import finite_metrics, fingerprint_tags, log_data_input, setup_tracking
+from training.tracking import fingerprint_tags, finite_metrics, log_data_input, setup_tracking
 
 
 @dataclass
@@ -46,16 +47,19 @@ def open_study(config: ProjectConfig, name: str, *, resume: bool, seed: int) -> 
     Raises:
         ValueError: if the study exists and ``resume`` is false, or is missing on resume.
     """
-    from optuna.storages import RDBStorage, RetryFailedTrialCallback
+    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
     url = config.paths.resolved().optuna_storage
     config.paths.resolved().state_dir.mkdir(parents=True, exist_ok=True)
-    storage = RDBStorage(
-        url,
-        heartbeat_interval=30,
-        grace_period=90,
-        failed_trial_callback=RetryFailedTrialCallback(max_retry=1),
-    )
+    with warnings.catch_warnings():  # heartbeats are flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # A worker killed mid-trial stops beating: its trial is failed and retried once.
+        storage = RDBStorage(
+            url,
+            heartbeat_interval=30,
+            grace_period=90,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
     if name in names and not resume:
         raise ValueError(

@@ -142,6 +142,16 @@ def test_unknown_behavior_and_vocab_mismatch_raise():
         build_features(encoded, [CUTOFF], Vocabulary(["x"], 2), CONFIG)
 
 
+@pytest.mark.parametrize("small", [True, False])
+def test_missing_user_id_raises(monkeypatch, small):
+    if not small:
+        monkeypatch.setattr(encoding, "SMALL_EVENTS", 0)
+    bad = _frame()
+    bad.loc[1, "user_id"] = pd.NA
+    with pytest.raises(ValueError, match="'user_id' has 1 missing"):
+        build_features(bad, [CUTOFF], VOCAB, CONFIG)
+
+
 def test_no_history_gives_empty_arrays_with_shapes():
     out = build_features(_frame(), [pd.Timestamp("2020-01-01", tz="UTC")], VOCAB, CONFIG)
     assert len(out) == 0

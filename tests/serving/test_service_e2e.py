@@ -175,8 +175,8 @@ def test_predict_matches_the_bundle_in_process(deployed):
     assert out["oov_events"] == 1 and out["events_used"] == 6 and out["user_id"] == "alice"
     assert len(out["next_categories"]) == 3 and len(out["trajectory"]) == 2
     bundle, ref = _reference(deployed["bundle_dir"], body, out["cutoff"])
-    assert out["p_buy"] == pytest.approx(float(ref["buy"][0, 0]), abs=1e-5)
-    assert out["p_churn"] == pytest.approx(float(ref["churn"][0, 0]), abs=1e-5)
+    assert out["p_buy"] == pytest.approx(float(ref["buy"].reshape(-1)[0]), abs=1e-5)
+    assert out["p_churn"] == pytest.approx(float(ref["churn"].reshape(-1)[0]), abs=1e-5)
     scores = ref["next_cats"][0]
     for item in out["next_categories"]:
         index = bundle.vocab.encode([item["category_id"]])[0]
@@ -196,6 +196,21 @@ def test_predict_batch_answers_each_user_in_order(deployed):
     assert [p["events_used"] for p in preds] == [2, 3, 4, 5, 6]
     single = httpx.post(f"{deployed['url']}/predict", json=users[3], timeout=30).json()
     assert preds[3]["p_buy"] == pytest.approx(single["p_buy"], abs=1e-4)
+
+
+def test_concurrent_requests_are_batched_and_answered_correctly(deployed):
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(i: int) -> tuple[int, dict]:
+        body = {"user_id": f"c{i}", "events": _events(1 + i % 6)}
+        resp = httpx.post(f"{deployed['url']}/predict", json=body, timeout=60)
+        return resp.status_code, resp.json()
+
+    with ThreadPoolExecutor(16) as pool:
+        results = list(pool.map(call, range(32)))
+    assert all(status == 200 for status, _ in results)
+    assert [r["user_id"] for _, r in results] == [f"c{i}" for i in range(32)]
+    assert [r["events_used"] for _, r in results] == [1 + i % 6 for i in range(32)]
 
 
 def test_model_endpoint_describes_the_deployed_model(deployed):
@@ -308,3 +323,27 @@ def test_latency_over_http_vs_in_process(deployed):
 def _log_rows(state: Path) -> list[dict]:
     files = sorted((state / "predictions").glob("predictions-*.jsonl"))
     return [json.loads(line) for f in files for line in f.read_text().splitlines()]
+
+
+def test_bentoml_build_packs_the_service_and_the_model(deployed, tmp_path):
+    env = {
+        **os.environ,
+        "BENTOML_HOME": str(Path(deployed["bundle_dir"]).parent / "bentoml"),
+        "BENTOML_DO_NOT_TRACK": "True",
+        "INTEREST_BENTO_MODEL": deployed["tag"],
+    }
+    bentoml_cli = Path(sys.executable).parent / "bentoml"
+    out = subprocess.run(
+        [str(bentoml_cli), "build", "-o", "tag"],
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert out.returncode == 0, out.stderr[-3000:]
+    tag = out.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    name, version = tag.split(":")
+    manifest = Path(env["BENTOML_HOME"]) / "bentos" / name / version / "bento.yaml"
+    text = manifest.read_text()
+    assert "serving.service:InterestService" in text and deployed["tag"] in text

@@ -73,7 +73,9 @@ def test_config_round_trips_and_rejects_bad_values():
 def test_variant_fits_saves_and_predicts_the_same(config, tiny_spec, toy_arrays, tmp_path):
     model = compile_model(build_model(config, tiny_spec), config, jit_compile=False)
     assert {t.name for t in model.inputs} == set(toy_arrays.inputs())
-    history = model.fit(toy_arrays.inputs(), toy_arrays.labels(), epochs=1, batch_size=16, verbose=0)
+    history = model.fit(
+        toy_arrays.inputs(), toy_arrays.labels(), epochs=1, batch_size=16, verbose=0
+    )
     assert np.isfinite(history.history["loss"][0])
     _round_trip(model, tmp_path, toy_arrays.inputs(), tiny_spec)
 
@@ -102,11 +104,10 @@ def test_loss_decreases_on_learnable_task(tiny_spec, toy_arrays):
 
 def test_padding_does_not_change_predictions(tiny_spec, toy_arrays):
     model = build_model(ModelConfig(pooling="attention", **SMALL), tiny_spec)
-    inputs = {k: v[:1] for k, v in toy_arrays.inputs().items()}
-    more_padding = {k: np.concatenate([np.zeros_like(v[:, :1]), v[:, 1:]], 1) for k, v in inputs.items()}
-    assert inputs["cat"][0, 0] == 0  # sample 0 is padded at position 0 already
-    a, b = model(inputs), model(more_padding)
-    np.testing.assert_allclose(np.asarray(a["buy"]), np.asarray(b["buy"]), atol=1e-6)
+    row = int(np.argmax(toy_arrays.cat[:, 0] == 0))  # a sample padded at position 0
+    inputs = {k: v[row : row + 1] for k, v in toy_arrays.inputs().items()}
+    assert inputs["cat"][0, 0] == 0
+    a = model(inputs)
     changed = {k: v.copy() for k, v in inputs.items()}
     changed["gap"][:, 0] = 5.0  # a feature under padding must be ignored
     np.testing.assert_allclose(
