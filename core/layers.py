@@ -3,7 +3,8 @@
 They live in ``core`` (not ``training``) because ``core.bundle`` must deserialize a ``.keras``
 file with ``safe_mode=True`` and serving/monitoring never import ``training``. Every class is
 registered under the ``interest`` package and has a complete ``get_config``; importing this
-module is enough for ``keras.saving.load_model`` to find them. No Lambda layers anywhere.
+module is enough for ``keras.saving.load_model`` to find them (it also imports the prior
+layers of :mod:`core.prior_layers`). No Lambda layers anywhere.
 
 Shapes: ``B`` batch, ``N`` events, ``D`` sequence width, ``d`` category-embedding width,
 ``V`` categories, ``M`` interest queries.
@@ -15,6 +16,13 @@ from typing import Any
 
 import keras
 from keras import ops
+
+from core.prior_layers import (  # noqa: F401  (registered for safe_mode loading too)
+    ActivityFeatures,
+    HistoryPrior,
+    ListwiseLoss,
+    PersistencePrior,
+)
 
 _PACKAGE = "interest"
 _NEG = -1e9  # additive mask for softmax; finite so all-padding rows stay NaN-free

@@ -1,6 +1,17 @@
-"""``interest monitor``: drift of the prediction log against the champion's reference.
+"""``interest monitor``: drift reports, gated retraining and realised performance.
 
 Exit codes of ``drift``: 0 no drift, 3 drift (retraining advised), 4 not enough data, 1 error.
+Exit codes of ``performance``: 0 scored, 4 nothing labelled yet (horizons not over), 1 error.
+
+Exit codes of ``run`` (the scheduled entry point; see ``RUN_EXIT_CODES``):
+    0  no drift: nothing to do            5  drift, retrained, challenger refused by the gate
+    3  drift, retrained, new champion     6  skipped: window already handled or cooldown
+       (rebuild and redeploy the bento)   7  another run holds the lock
+    4  not enough data in the window      8  drift, but no event log (--data) to retrain on
+    1  error: nothing promoted, the window stays unhandled and is retried next run
+
+Retraining runs as an ``interest tune`` child process (``monitoring.retrain``), so neither
+this module nor ``monitoring`` imports ``training``.
 """
 
 from __future__ import annotations
@@ -116,3 +127,158 @@ def drift(
     if result.status == "not_enough_data":
         echo_err(result.reason)
     raise typer.Exit(EXIT_CODES[result.status])
+
+
+RUN_EXIT_CODES = {
+    "ok": 0,
+    "promoted": 3,
+    "not_enough_data": 4,
+    "refused": 5,
+    "already_handled": 6,
+    "cooldown": 6,
+    "lock_held": 7,
+    "no_data": 8,
+}
+
+
+def _run_window(
+    since: str | None, until: str | None, window: str, now: datetime
+) -> tuple[datetime, datetime]:
+    from monitoring.loop import aligned_window
+
+    if since is None and until is None:
+        return aligned_window(now, window)
+    if since is None or until is None:
+        raise ValueError("pass both --since and --until, or neither (aligned --window)")
+    start, end = (pd.Timestamp(v) for v in (since, until))
+    start, end = (
+        t.tz_localize(UTC) if t.tzinfo is None else t.tz_convert(UTC) for t in (start, end)
+    )
+    if end <= start:
+        raise ValueError(f"--until {until} must be after --since {since}")
+    return start.to_pydatetime(), end.to_pydatetime()
+
+
+def _print_outcome(outcome: object, rebuild: bool, config_path: Path | None) -> None:
+    from monitoring.retrain import REDEPLOY, rebuild_bento
+
+    typer.echo(f"{outcome.status}: {outcome.message}")
+    if outcome.report is not None:
+        echo_err(f"report: {outcome.report.json}")
+    if outcome.retrain is not None:
+        verdict = "promoted to champion" if outcome.retrain.promoted else "refused by the gate"
+        typer.echo(f"challenger v{outcome.retrain.version} {verdict}")
+        for reason in outcome.retrain.reasons:
+            typer.echo(f"  - {reason}")
+    if outcome.status != "promoted":
+        return
+    if rebuild:
+        done, message = rebuild_bento(config_path)
+        typer.echo(message)
+        if done:
+            return
+    typer.echo(f"rebuild and redeploy the service: {REDEPLOY}")
+
+
+@app.command()
+def run(
+    ctx: typer.Context,
+    data: Annotated[
+        Path | None,
+        typer.Option(help="Recent raw event log to retrain on (default monitoring.data_path)."),
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", help="Format of --data (default data.format).")
+    ] = None,
+    window: Annotated[
+        str, typer.Option(help="Length of the aligned window: the last complete one is checked.")
+    ] = DEFAULT_WINDOW,
+    since: Annotated[str | None, typer.Option(help="Explicit window start (with --until).")] = None,
+    until: Annotated[str | None, typer.Option(help="Explicit window end (with --since).")] = None,
+    trials: Annotated[
+        int | None, typer.Option(help="Optuna trials (default monitoring.retrain_trials).")
+    ] = None,
+    epochs: Annotated[int | None, typer.Option(help="Epochs per trial and refit.")] = None,
+    retrain_timeout: Annotated[
+        float | None, typer.Option(help="Stop the retraining child after S seconds.")
+    ] = None,
+    rebuild: Annotated[
+        bool, typer.Option(help="After a promotion, run interest bento import and build.")
+    ] = False,
+) -> None:
+    """Scheduled pass: drift check -> gated warm-start retrain -> new champion or refusal."""
+    from monitoring.loop import LockHeldError, run_monitor
+    from monitoring.retrain import RetrainError, RetrainRequest, retrain_via_cli
+
+    config = config_from(ctx)
+    config_path = (ctx.find_root().obj or {}).get("config_path")
+    mon = config.monitoring
+    now = datetime.now(UTC)
+    data = data or getattr(mon, "data_path", None)
+    request = None
+    if data is not None:
+        request = RetrainRequest(
+            data=Path(data),
+            format=format or getattr(mon, "data_format", None) or config.data.format,
+            trials=trials or mon.retrain_trials,
+            epochs=epochs or getattr(mon, "retrain_epochs", None),
+            study_name="",
+            config_path=config_path,
+            timeout_s=retrain_timeout,
+        )
+    try:
+        start, end = _run_window(since, until, window, now)
+        if request is not None and not request.data.is_file():
+            raise FileNotFoundError(f"event log {request.data} does not exist")
+        outcome = run_monitor(config, start, end, now, request, retrain_via_cli)
+    except LockHeldError as err:
+        echo_err(str(err))
+        raise typer.Exit(RUN_EXIT_CODES["lock_held"]) from err
+    except (OSError, ValueError, LookupError, RetrainError) as err:
+        raise fail(f"{err} (champion untouched; the window will be retried)") from err
+    _print_outcome(outcome, rebuild, config_path)
+    raise typer.Exit(RUN_EXIT_CODES[outcome.status])
+
+
+@app.command()
+def performance(
+    ctx: typer.Context,
+    data: Annotated[Path, typer.Option(help="Event log holding the ground truth.", exists=True)],
+    format: Annotated[
+        str | None, typer.Option("--format", help="Format of --data (default data.format).")
+    ] = None,
+    since: Annotated[str | None, typer.Option(help="First logged_at to score (ISO).")] = None,
+    until: Annotated[str | None, typer.Option(help="Last logged_at to score (ISO).")] = None,
+    k: Annotated[int | None, typer.Option(help="K of recall@K (default serving.top_k).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
+) -> None:
+    """Score past predictions against what users did next; log to MLflow ``monitoring``."""
+    from core.loaders import load_events
+    from monitoring.performance import evaluate_log, log_performance
+    from monitoring.reference import read_prediction_log
+
+    config = config_from(ctx, {"data": {"format": format}})
+    paths = config.paths.resolved()
+    k = k or config.serving.top_k
+    try:
+        log = read_prediction_log(paths.prediction_log, since, until)
+        events = load_events(data, config.data).events
+        result = evaluate_log(log, events, config.features, k)
+    except (OSError, ValueError) as err:
+        raise fail(str(err)) from err
+    if result.n_labelled == 0:
+        echo_err(
+            f"none of {result.n_records} logged predictions has its whole horizon "
+            f"({config.features.horizon}) in {data} (events until {result.labels_until})"
+        )
+        raise typer.Exit(4)
+    params = {"data": str(data), "since": str(since), "until": str(until)}
+    run_id = log_performance(result, paths.tracking_uri, paths.artifact_root, params)
+    if as_json:
+        table = result.table.reset_index().to_dict(orient="records")
+        payload = {"k": k, "n_records": result.n_records, "mlflow_run": run_id, "rows": table}
+        typer.echo(json.dumps(payload, indent=1, default=str))
+        return
+    shown = result.table.rename(columns={"recall_at_k": f"recall_at_{k}"})
+    typer.echo(shown.to_string(float_format=lambda v: f"{v:.4f}"))
+    echo_err(f"{result.n_labelled}/{result.n_records} predictions labelled; MLflow run {run_id}")

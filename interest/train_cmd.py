@@ -24,6 +24,17 @@ def load_champion_model(config: Any) -> tuple[Any, Any] | None:
     return bundle.model, bundle.vocab
 
 
+def run_only_worker(config: Any, prepared: Any, champion: tuple[Any, Any] | None) -> None:
+    """Join ``train.study_name`` as one worker and report how many trials it ran."""
+    from training.workers import run_worker
+
+    try:
+        ran = run_worker(config, prepared, warm_start=champion[0] if champion else None)
+    except ValueError as err:
+        raise fail(str(err)) from err
+    typer.echo(f"worker ran {ran} trial(s) of study {config.train.study_name}")
+
+
 def tune(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Event log (CSV or Parquet).", exists=True)],
@@ -65,6 +76,21 @@ def tune(
     ] = True,
     progress: Annotated[bool, typer.Option(help="Show Optuna's progress bar.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
+    workers: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Processes optimising the one study in parallel; the command waits for them, "
+            "then refits and registers once. Use PostgreSQL storage for more than one.",
+        ),
+    ] = 1,
+    worker_only: Annotated[
+        bool,
+        typer.Option(
+            help="Only join an existing study (--study-name S --resume) as one more worker, "
+            "e.g. on another machine: no refit, no registration.",
+        ),
+    ] = False,
 ) -> None:
     """Run an Optuna study, refit the best plan, register it and apply the promotion gate."""
     config = config_from(
@@ -93,6 +119,8 @@ def tune(
     from core.validation import DataValidationError
     from training.tune import run_study
 
+    if worker_only and not resume:
+        raise fail("--worker-only joins an existing study: pass --study-name S --resume")
     try:
         loaded = load_events(data, config.data)
     except DataValidationError as err:
@@ -106,6 +134,9 @@ def tune(
         f"samples: train {len(prepared.train)}, val {len(prepared.val)}, "
         f"test {len(prepared.test)}; vocabulary {prepared.vocab.size}"
     )
+    if worker_only:
+        run_only_worker(config, prepared, champion)
+        return
     try:
         outcome = run_study(
             config,
@@ -116,6 +147,7 @@ def tune(
             register=register,
             warm_start=champion[0] if champion else None,
             show_progress=progress,
+            workers=workers,
         )
     except ValueError as err:
         raise fail(str(err)) from err

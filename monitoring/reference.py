@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -21,17 +22,50 @@ REFERENCE_FILE = "reference.parquet"
 _LOG_NAME = re.compile(r"^predictions-(\d{8}T\d{6})-\d+(?:_\d+)?\.jsonl$")
 
 
-def resolve_reference(config: ProjectConfig) -> Path:
-    """Return the champion bundle's reference profile (registry lookup not wired yet).
+def champion_reference(config: ProjectConfig) -> tuple[Path, str]:
+    """Return the champion bundle's reference profile and the champion's version.
+
+    The bundle is downloaded once per version into ``<state>/monitoring/reference/v<N>``
+    (a cache: a version's artifacts never change).
 
     Raises:
-        FileNotFoundError: always, until the registry lookup is wired in.
+        FileNotFoundError: if no champion is registered (pass ``--reference`` instead).
+        LookupError: if the champion's run has no bundle.
     """
-    raise FileNotFoundError(
-        f"no reference given and the champion lookup for model "
-        f"'{config.registry.model_name}' is not wired yet: pass --reference "
-        f"(a model bundle folder or a {REFERENCE_FILE} file)"
-    )
+    from core.registry_client import download_bundle, registered_champion
+
+    name = config.registry.model_name
+    champion = registered_champion(config)
+    if champion is None:
+        raise FileNotFoundError(
+            f"model {name!r} has no registered champion at "
+            f"{config.paths.resolved().tracking_uri}: pass --reference "
+            f"(a model bundle folder or a {REFERENCE_FILE} file)"
+        )
+    version = champion[0]
+    cache = config.paths.resolved().state_dir / "monitoring" / "reference" / f"v{version}"
+    found = cache / "bundle" / REFERENCE_FILE
+    if not found.is_file():
+        partial = cache.with_name(f"{cache.name}.partial")
+        if partial.exists():
+            shutil.rmtree(partial)
+        # Download beside the cache and rename: an interrupted download is never used.
+        download_bundle(config, version, partial)
+        if cache.exists():
+            shutil.rmtree(cache)
+        partial.rename(cache)
+    if not found.is_file():
+        raise FileNotFoundError(f"champion v{version} of {name!r} has no bundle/{REFERENCE_FILE}")
+    return found, version
+
+
+def resolve_reference(config: ProjectConfig) -> Path:
+    """Return the registry champion's reference profile (downloaded and cached).
+
+    Raises:
+        FileNotFoundError: if no champion is registered (pass ``--reference`` instead).
+    """
+    return champion_reference(config)[0]
 
 
 def load_reference(path: Path) -> pd.DataFrame:

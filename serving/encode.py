@@ -19,9 +19,9 @@ import pandas as pd
 
 from core.arrays import SequenceArrays
 from core.config import ServingConfig
+from core.hashing import hash_user
 from core.profile import summarize_arrays
 from core.schema import conform
-from serving.predlog import hash_user
 from serving.schemas import (
     BucketShare,
     CategoryScore,
@@ -267,6 +267,9 @@ def log_records(
             p_churn=response.p_churn,
             top_pred=top.category_id if top else None,
             top_score=top.score if top else None,
+            # Monitoring scores realised recall@K and trajectory error from these.
+            top_categories=[c.category_id for c in response.next_categories],
+            trajectory=[{b.bucket: b.share for b in p.buckets} for p in response.trajectory],
         )
         records.append(record)
     return records

@@ -7,7 +7,6 @@ queue is full or the disk fails, records are dropped and counted, never raised.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -18,15 +17,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
 
+from core.hashing import hash_user
+
+__all__ = ["PredictionLog", "hash_user"]
+
 logger = logging.getLogger(__name__)
 _STOP = object()
-
-
-def hash_user(user_id: str | None) -> str | None:
-    """Return the first 16 hex digits of sha256(user id), or ``None`` for anonymous calls."""
-    if user_id is None:
-        return None
-    return hashlib.sha256(user_id.encode()).hexdigest()[:16]
 
 
 class PredictionLog:

@@ -17,9 +17,13 @@ import keras
 
 from core.arrays import INPUT_NAMES, FeatureSpec
 from core.layers import (
+    ActivityFeatures,
     CategoryEmbedding,
+    HistoryPrior,
+    ListwiseLoss,
     MaskedPooling,
     MaskedTrajectoryLoss,
+    PersistencePrior,
     SequenceMask,
     TargetAttention,
     TiedLogits,
@@ -125,6 +129,33 @@ def encode_user(
     return user, logits, table
 
 
+def next_cats_output(config: ModelConfig, spec: FeatureSpec, inputs: dict, logits: Any) -> Any:
+    """Add the history prior to the learned logits and apply the output activation."""
+    if config.use_history_prior:
+        prior = HistoryPrior(spec.n_categories, spec.n_behaviors, name="history_prior")(
+            inputs["cat"], inputs["beh"], inputs["age"]
+        )
+        logits = keras.layers.Add(name="next_cats_scores")([logits, prior])
+    activation = "softmax" if config.next_cats_loss == "softmax" else "sigmoid"
+    return keras.layers.Activation(activation, name="next_cats")(logits)
+
+
+def trajectory_output(config: ModelConfig, spec: FeatureSpec, inputs: dict, hidden: Any) -> Any:
+    """``(batch, K, C1)`` softmax; a residual over log(persistence) when configured."""
+    k, c1 = spec.future_periods, spec.n_buckets
+    # Zero-initialised residual: the untrained head predicts the persistence mixture.
+    init = "zeros" if config.use_persistence_prior else "glorot_uniform"
+    traj = keras.layers.Dense(k * c1, kernel_initializer=init, name="trajectory_logits")(hidden)
+    traj = keras.layers.Reshape((k, c1), name="trajectory_grid")(traj)
+    if config.use_persistence_prior:
+        prior = PersistencePrior(name="persistence_prior")(
+            inputs["period_dist"], inputs["period_counts"]
+        )
+        prior = keras.layers.RepeatVector(k, name="persistence_repeat")(prior)
+        traj = keras.layers.Add(name="trajectory_scores")([traj, prior])
+    return keras.layers.Softmax(axis=-1, name="trajectory")(traj)
+
+
 def build_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
     """Build the multi-head interest-evolution network.
 
@@ -132,9 +163,10 @@ def build_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
     padding (``cat == 0``) is masked in the recurrent layers and in pooling.
 
     Returns:
-        A functional model with dict outputs: ``next_cats`` ``(batch, V)`` sigmoid
-        probabilities, ``buy`` and ``churn`` ``(batch, 1)`` sigmoid, ``trajectory``
-        ``(batch, K, C1)`` softmax over buckets.
+        A functional model with dict outputs: ``next_cats`` ``(batch, V)`` scores (softmax
+        probabilities for ``next_cats_loss="softmax"``, else sigmoid), ``buy`` and
+        ``churn`` ``(batch, 1)`` sigmoid, ``trajectory`` ``(batch, K, C1)`` softmax over
+        buckets.
     """
     inputs = make_inputs(spec, INPUT_NAMES)
     user, logits, _ = encode_user(config, spec, inputs)
@@ -148,14 +180,18 @@ def build_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
         long_term = layer(config.period_units, name="period_rnn")(periods)
         user = keras.layers.Concatenate(name="user_with_periods")([user, long_term])
     hidden = keras.layers.Dropout(config.dropout, name="head_dropout")(user)
-    k, c1 = spec.future_periods, spec.n_buckets
-    traj = keras.layers.Dense(k * c1, name="trajectory_logits")(hidden)
-    traj = keras.layers.Reshape((k, c1), name="trajectory_grid")(traj)
+    activity = hidden
+    if config.use_activity_features:
+        counts = ActivityFeatures(name="activity_features")(
+            inputs["age"], inputs["cat"], inputs["period_counts"]
+        )
+        counts = keras.layers.BatchNormalization(name="activity_norm")(counts)
+        activity = keras.layers.Concatenate(name="hidden_with_activity")([hidden, counts])
     outputs = {
-        "next_cats": keras.layers.Activation("sigmoid", name="next_cats")(logits),
-        "buy": keras.layers.Dense(1, activation="sigmoid", name="buy")(hidden),
-        "churn": keras.layers.Dense(1, activation="sigmoid", name="churn")(hidden),
-        "trajectory": keras.layers.Softmax(axis=-1, name="trajectory")(traj),
+        "next_cats": next_cats_output(config, spec, inputs, logits),
+        "buy": keras.layers.Dense(1, activation="sigmoid", name="buy")(activity),
+        "churn": keras.layers.Dense(1, activation="sigmoid", name="churn")(activity),
+        "trajectory": trajectory_output(config, spec, inputs, hidden),
     }
     return keras.Model(inputs=inputs, outputs=outputs, name="interest_evolution")
 
@@ -165,14 +201,17 @@ def compile_model(
 ) -> keras.Model:
     """Compile with Adam, per-head losses and weights from ``config``; returns ``model``.
 
-    ``next_cats`` is multi-label binary cross-entropy; ``trajectory`` uses
+    ``next_cats`` is listwise softmax cross-entropy (:class:`core.layers.ListwiseLoss`) or
+    multi-label binary cross-entropy per ``config.next_cats_loss``; ``trajectory`` uses
     :class:`core.layers.MaskedTrajectoryLoss`, which ignores empty future periods.
     ``jit_compile=False`` skips XLA: much faster to start for tiny fits (tests).
     """
     model.compile(
         optimizer=keras.optimizers.Adam(config.learning_rate),
         loss={
-            "next_cats": keras.losses.BinaryCrossentropy(),
+            "next_cats": ListwiseLoss()
+            if config.next_cats_loss == "softmax"
+            else keras.losses.BinaryCrossentropy(),
             "buy": keras.losses.BinaryCrossentropy(),
             "churn": keras.losses.BinaryCrossentropy(),
             "trajectory": MaskedTrajectoryLoss(),

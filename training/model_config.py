@@ -11,6 +11,7 @@ from typing import Any
 
 CELLS: tuple[str, ...] = ("lstm", "gru", "bilstm")
 POOLINGS: tuple[str, ...] = ("last", "mean", "attention", "target_attention")
+NEXT_CATS_LOSSES: tuple[str, ...] = ("softmax", "bce")
 
 
 @dataclass(frozen=True)
@@ -36,6 +37,14 @@ class ModelConfig:
     # table learned in pre-training directly shapes the output space (helps transfer).
     tie_output_embeddings: bool = True
     head_units: int = 64  # shared dense layer between the user vector and the heads
+    # Residual over personal-frequency-with-decay + popularity (core.prior_layers): the
+    # model starts at the best heuristic and learns transitions on top.
+    use_history_prior: bool = True
+    # softmax: listwise cross-entropy, next_cats are softmax probabilities (ranks better);
+    # bce: per-category binary cross-entropy, next_cats are sigmoid probabilities.
+    next_cats_loss: str = "softmax"
+    use_persistence_prior: bool = True  # trajectory logits = log(persistence) + residual
+    use_activity_features: bool = True  # counts and recency feed the buy/churn heads
     loss_next_cats: float = 1.0
     loss_buy: float = 0.5
     loss_churn: float = 0.5
@@ -47,6 +56,11 @@ class ModelConfig:
             raise ValueError(f"ModelConfig.cell must be one of {CELLS}, got {self.cell!r}")
         if self.pooling not in POOLINGS:
             raise ValueError(f"ModelConfig.pooling must be one of {POOLINGS}, got {self.pooling!r}")
+        if self.next_cats_loss not in NEXT_CATS_LOSSES:
+            raise ValueError(
+                f"ModelConfig.next_cats_loss must be one of {NEXT_CATS_LOSSES}, "
+                f"got {self.next_cats_loss!r}"
+            )
         for name in (
             "n_layers",
             "units",

@@ -23,6 +23,12 @@ from core.metrics import evaluate_predictions
 from training.fit import fit_model, predict_arrays
 from training.search import TrialPlan, suggest
 from training.tracking import fingerprint_tags, finite_metrics, log_data_input, setup_tracking
+from training.workers import (
+    close_orphan_runs,
+    optimize_shared,
+    run_local_workers,
+    storage_warning,
+)
 
 
 @dataclass
@@ -44,20 +50,26 @@ class StudyOutcome:
 def open_study(config: ProjectConfig, name: str, *, resume: bool, seed: int) -> optuna.Study:
     """Create (or, with ``resume``, reload) the study on the configured storage.
 
+    Heartbeat interval and grace period come from :func:`training.workers.heartbeat_settings`
+    (30 s / 90 s unless ``INTEREST_OPTUNA_HEARTBEAT_S`` / ``INTEREST_OPTUNA_GRACE_S`` are set).
+
     Raises:
         ValueError: if the study exists and ``resume`` is false, or is missing on resume.
     """
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
+    from training.workers import heartbeat_settings
+
     url = config.paths.resolved().optuna_storage
+    interval, grace = heartbeat_settings()
     config.paths.resolved().state_dir.mkdir(parents=True, exist_ok=True)
     with warnings.catch_warnings():  # heartbeats are flagged experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         # A worker killed mid-trial stops beating: its trial is failed and retried once.
         storage = RDBStorage(
             url,
-            heartbeat_interval=30,
-            grace_period=90,
+            heartbeat_interval=interval,
+            grace_period=grace,
             heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
         )
     names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
@@ -84,19 +96,35 @@ def make_objective(
     *,
     warm_start: keras.Model | None,
     study_name: str,
+    parent_run_id: str | None = None,
 ) -> Any:
-    """Build ``objective(trial) -> validation primary metric`` with one nested run per trial."""
+    """Build ``objective(trial) -> validation primary metric`` with one nested run per trial.
+
+    Runs nest under the active run or, in a worker process with none, under ``parent_run_id``.
+    """
     import mlflow
+    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+    from training.workers import worker_label
 
     metric = config.registry.primary_metric
     train_cfg = config.train
 
     def objective(trial: optuna.Trial) -> float:
         plan = suggest(trial, can_warm_start=warm_start is not None)
-        with mlflow.start_run(run_name=f"trial-{trial.number:03d}", nested=True) as run:
+        tags = {
+            "optuna.study": study_name,
+            "optuna.trial": str(trial.number),
+            "interest.worker": worker_label(),
+        }
+        nested = mlflow.active_run() is not None
+        if not nested and parent_run_id:
+            tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+        with mlflow.start_run(
+            run_name=f"trial-{trial.number:03d}", nested=nested, tags=tags
+        ) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             mlflow.log_params(plan.params())
-            mlflow.set_tags({"optuna.study": study_name, "optuna.trial": str(trial.number)})
             mlflow.set_tags(fingerprint_tags(data))
 
             def on_epoch(epoch: int, model: keras.Model) -> dict[str, float]:
@@ -161,6 +189,7 @@ def run_study(
     register: bool = True,
     warm_start: keras.Model | None = None,
     show_progress: bool = True,
+    workers: int = 1,
 ) -> StudyOutcome:
     """Tune, refit the winner, register it and run the promotion gate.
 
@@ -174,6 +203,8 @@ def run_study(
         register: register the refit model and run the gate.
         warm_start: the champion's model, offered to trials as an initialisation.
         show_progress: Optuna's progress bar.
+        workers: processes optimising the study in parallel (1: this process only). The
+            coordinator (this call) waits for them, then refits and registers once.
 
     Returns:
         The outcome, including the gate's decision when ``register``.
@@ -183,8 +214,14 @@ def run_study(
     from training.refit import gate_and_register, refit_best
 
     name = study_name or config.train.study_name
+    paths = config.paths.resolved()
+    caution = storage_warning(paths.optuna_storage, paths.tracking_uri, workers)
+    if caution:
+        warnings.warn(caution, RuntimeWarning, stacklevel=2)
     setup_tracking(config)
     study = open_study(config, name, resume=resume, seed=config.train.seed)
+    if resume:
+        close_orphan_runs(config, study)
     states = optuna.trial.TrialState
     finished = [t for t in study.trials if t.state in (states.COMPLETE, states.PRUNED)]
     remaining = max(0, config.train.trials - len(finished))
@@ -197,13 +234,26 @@ def run_study(
             mlflow.log_params(finite_metrics(config.train.model_dump(), prefix="train."))
             mlflow.set_tags(fingerprint_tags(data))
             log_data_input(data, source)
-        objective = make_objective(config, data, warm_start=warm_start, study_name=name)
-        study.optimize(
-            objective,
-            n_trials=remaining,
-            timeout=config.train.timeout_s,
-            show_progress_bar=show_progress,
-        )
+        if workers > 1:
+            codes = run_local_workers(
+                config,
+                data,
+                study_name=name,
+                remaining=remaining,
+                workers=workers,
+                warm_start=warm_start,
+            )
+            mlflow.set_tag("workers.exit_codes", ",".join(map(str, codes)))
+        else:
+            optimize_shared(
+                config,
+                study,
+                data,
+                n_trials=remaining,
+                warm_start=warm_start,
+                show_progress=show_progress,
+            )
+        close_orphan_runs(config, study)
         finished = [t for t in study.trials if t.state in (states.COMPLETE, states.PRUNED)]
         complete = [t for t in finished if t.state == states.COMPLETE]
         if not complete:

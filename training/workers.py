@@ -1,0 +1,265 @@
+"""Parallel tuning: N worker processes optimise one shared Optuna study.
+
+Every worker opens the same study on the configured storage, logs each trial as a run
+nested under the study's one MLflow parent run (``study.user_attrs["mlflow_parent_run_id"]``)
+and stops when the study holds ``train.trials`` finished trials. Local workers are spawned
+processes; a worker on another machine is ``interest tune --data ... --study-name S --resume
+--worker-only`` pointed at the same storage and tracking server. Only configuration differs
+between the embedded default (SQLite) and a shared PostgreSQL + MLflow server setup.
+"""
+
+from __future__ import annotations
+
+import multiprocessing as mp
+import os
+import socket
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import optuna
+
+from core.config import ProjectConfig
+from core.dataset import PreparedData
+
+HEARTBEAT_ENV = "INTEREST_OPTUNA_HEARTBEAT_S"
+GRACE_ENV = "INTEREST_OPTUNA_GRACE_S"
+#: MLflow tag explaining why a trial's run was closed by someone other than its worker.
+NOTE_TAG = "interest.note"
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+
+def heartbeat_settings(env: dict[str, str] | None = None) -> tuple[int, int]:
+    """Return ``(heartbeat_interval_s, grace_period_s)``: defaults 30 and 90, env overrides.
+
+    A worker beats every interval; a RUNNING trial without a beat for the grace period is
+    failed (and retried once) by the next worker that starts a trial or by a resume.
+    """
+    env = os.environ if env is None else env
+    interval = int(env.get(HEARTBEAT_ENV) or 30)
+    grace = int(env.get(GRACE_ENV) or 3 * interval)
+    if interval < 1 or grace <= interval:
+        raise ValueError(
+            f"{HEARTBEAT_ENV}={interval} must be >= 1 and {GRACE_ENV}={grace} above it"
+        )
+    return interval, grace
+
+
+def storage_warning(storage_url: str, tracking_uri: str, workers: int) -> str | None:
+    """Explain why SQLite is a poor shared store for ``workers`` > 1 (``None`` when fine)."""
+    if workers <= 1:
+        return None
+    local = [
+        name
+        for name, url in (("Optuna storage", storage_url), ("MLflow tracking", tracking_uri))
+        if url.startswith("sqlite")
+    ]
+    if not local:
+        return None
+    return (
+        f"{' and '.join(local)} on SQLite with {workers} parallel workers: SQLite locks the "
+        "whole file per write, so workers wait on each other and may fail with 'database is "
+        "locked' (optuna#820). Use PostgreSQL (--storage postgresql://user@host/db, "
+        "--tracking-uri http://mlflow-server:5000) for parallel or multi-machine tuning; "
+        "Optuna's journal storage also avoids the lock but has no heartbeats."
+    )
+
+
+def trial_quotas(remaining: int, workers: int) -> list[int]:
+    """Split ``remaining`` trials over ``workers`` as evenly as possible (earlier ones first)."""
+    if workers < 1:
+        raise ValueError(f"workers must be >= 1, got {workers}")
+    base, extra = divmod(max(remaining, 0), workers)
+    return [base + (1 if i < extra else 0) for i in range(workers)]
+
+
+def optimize_shared(
+    config: ProjectConfig,
+    study: optuna.Study,
+    data: PreparedData,
+    *,
+    n_trials: int,
+    warm_start: Any = None,
+    show_progress: bool = False,
+) -> None:
+    """Run up to ``n_trials`` trials of ``study``, stopping once the study is full.
+
+    The one optimisation loop of every process: the coordinator's own loop, spawned
+    workers and remote ``--worker-only`` workers all call this.
+    """
+    from training.tune import make_objective
+
+    parent = study.user_attrs.get("mlflow_parent_run_id")
+    objective = make_objective(
+        config, data, warm_start=warm_start, study_name=study.study_name, parent_run_id=parent
+    )
+    # Several workers share one target: stop when finished trials reach it, whoever ran them.
+    full = optuna.study.MaxTrialsCallback(config.train.trials, states=FINISHED)
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        timeout=config.train.timeout_s,
+        callbacks=[full],
+        show_progress_bar=show_progress,
+    )
+
+
+def run_worker(
+    config: ProjectConfig,
+    data: PreparedData,
+    *,
+    study_name: str | None = None,
+    n_trials: int | None = None,
+    warm_start: Any = None,
+    seed_offset: int | None = None,
+    show_progress: bool = False,
+) -> int:
+    """Join an existing study as one worker and optimise until it is full.
+
+    Args:
+        config: the same storage, tracking URI and ``train`` settings as the coordinator.
+        data: prepared exactly like the coordinator's (same events, same vocabulary).
+        study_name: the study to join (default ``train.study_name``).
+        n_trials: most trials this worker runs (default: what the study still lacks).
+        warm_start: the champion's model, when the coordinator offers one.
+        seed_offset: added to ``train.seed`` so workers sample different plans (default: pid).
+        show_progress: Optuna's progress bar.
+
+    Returns:
+        How many trials this worker ran.
+
+    Raises:
+        ValueError: no such study, or it has no parent run (start the coordinator first).
+    """
+    from training.tracking import setup_tracking
+    from training.tune import open_study
+
+    name = study_name or config.train.study_name
+    setup_tracking(config)
+    offset = os.getpid() if seed_offset is None else seed_offset
+    study = open_study(config, name, resume=True, seed=config.train.seed + offset)
+    if "mlflow_parent_run_id" not in study.user_attrs:
+        raise ValueError(
+            f"study {name!r} has no MLflow parent run yet: start the coordinator "
+            "(interest tune --workers N) before joining with --worker-only"
+        )
+    before = len(study.trials)
+    if n_trials is None:
+        done = sum(t.state in FINISHED for t in study.trials)
+        n_trials = max(0, config.train.trials - done)
+    optimize_shared(
+        config, study, data, n_trials=n_trials, warm_start=warm_start, show_progress=show_progress
+    )
+    return len(study.get_trials(deepcopy=False)) - before
+
+
+def _worker_main(
+    config: ProjectConfig,
+    data: PreparedData,
+    study_name: str,
+    n_trials: int,
+    index: int,
+    warm_start_path: str | None,
+) -> None:
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    warm = None
+    if warm_start_path:
+        import keras
+
+        import core.layers  # noqa: F401  (registers the custom layers for loading)
+
+        warm = keras.saving.load_model(warm_start_path, safe_mode=True)
+    run_worker(
+        config,
+        data,
+        study_name=study_name,
+        n_trials=n_trials,
+        warm_start=warm,
+        seed_offset=1000 * (index + 1),
+    )
+
+
+def run_local_workers(
+    config: ProjectConfig,
+    data: PreparedData,
+    *,
+    study_name: str,
+    remaining: int,
+    workers: int,
+    warm_start: Any = None,
+) -> list[int]:
+    """Spawn ``workers`` processes on this machine that share ``remaining`` trials; wait.
+
+    Returns:
+        Each worker's exit code (0: finished; negative: killed by that signal).
+    """
+    quotas = [q for q in trial_quotas(remaining, workers) if q > 0]
+    # spawn, not fork: TensorFlow's threads do not survive a fork.
+    context = mp.get_context("spawn")
+    with tempfile.TemporaryDirectory(prefix="interest-workers-") as tmp:
+        warm_path = None
+        if warm_start is not None:
+            warm_path = str(Path(tmp) / "warm_start.keras")
+            warm_start.save(warm_path)
+        procs = [
+            context.Process(
+                target=_worker_main,
+                args=(config, data, study_name, quota, index, warm_path),
+                name=f"interest-tune-worker-{index}",
+            )
+            for index, quota in enumerate(quotas)
+        ]
+        for proc in procs:
+            proc.start()
+        for proc in procs:
+            proc.join()
+    return [int(proc.exitcode or 0) for proc in procs]
+
+
+def worker_label() -> str:
+    """``host:pid`` of this process, tagged on every trial run."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def close_orphan_runs(config: ProjectConfig, study: optuna.Study) -> list[str]:
+    """Fail stale trials, then close the MLflow runs their dead workers left RUNNING.
+
+    A worker killed mid-trial (SIGKILL, lost machine) neither ends its nested run nor
+    reports the trial. Once its heartbeat is older than the grace period the trial is
+    failed (and retried once); here its run is marked KILLED with a note saying why.
+
+    Returns:
+        The MLflow run ids that were closed.
+    """
+    import mlflow
+    from optuna.storages import RetryFailedTrialCallback, fail_stale_trials
+
+    fail_stale_trials(study)
+    trials = study.get_trials(deepcopy=False)
+    retries = {
+        RetryFailedTrialCallback.retried_trial_number(t): t.number
+        for t in trials
+        if RetryFailedTrialCallback.retried_trial_number(t) is not None
+    }
+    client = mlflow.MlflowClient(tracking_uri=config.paths.resolved().tracking_uri)
+    _, grace = heartbeat_settings()
+    closed = []
+    for trial in trials:
+        run_id = trial.user_attrs.get("mlflow_run_id")
+        if trial.state != optuna.trial.TrialState.FAIL or not run_id:
+            continue
+        if client.get_run(run_id).info.status != "RUNNING":
+            continue
+        retry = retries.get(trial.number)
+        retried = f"; retried as trial {retry}" if retry is not None else "; not retried"
+        client.set_tags(
+            run_id,
+            {
+                NOTE_TAG: f"trial {trial.number} failed: its worker stopped without finishing "
+                f"(no heartbeat for over {grace} s){retried}; run closed on resume",
+                "optuna.state": "FAIL",
+            },
+        )
+        client.set_terminated(run_id, status="KILLED")
+        closed.append(run_id)
+    return closed
