@@ -249,7 +249,12 @@ def log_records(
     encoded: Encoded, responses: Sequence[PredictResponse], vocab: Any, logged_at: datetime
 ) -> list[dict[str, Any]]:
     """Prediction-log records (CONTRACT.md) for successful predictions."""
-    profile = summarize_arrays(encoded.arrays, vocab.decode).to_dict(orient="records")
+    frame = summarize_arrays(encoded.arrays, vocab.decode)
+    # Column lists, not DataFrame.to_dict: a third of the cost on the logging path.
+    columns = {c: frame[c].tolist() for c in frame.columns}
+    profile = [
+        dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
+    ]
     records = []
     for row, response in zip(profile, responses, strict=True):
         top = response.next_categories[0] if response.next_categories else None

@@ -3,6 +3,9 @@
 Requests never wait on disk: :meth:`PredictionLog.submit` puts a batch of records on a
 bounded queue and returns at once; a daemon thread writes and flushes each batch. When the
 queue is full or the disk fails, records are dropped and counted, never raised.
+:meth:`PredictionLog.submit_deferred` queues raw items instead: the writer thread turns
+everything queued at once into records with one ``summarise`` call, so the per-request cost
+of building records (a pandas frame per call) leaves the request path and is shared under load.
 """
 
 from __future__ import annotations
@@ -13,6 +16,8 @@ import os
 import queue
 import threading
 import time
+from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any
@@ -23,6 +28,13 @@ __all__ = ["PredictionLog", "hash_user"]
 
 logger = logging.getLogger(__name__)
 _STOP = object()
+_MAX_COALESCED = 256  # deferred items summarised per call
+
+
+@dataclass(frozen=True)
+class _Deferred:
+    item: Any
+    rows: int
 
 
 class PredictionLog:
@@ -32,10 +44,19 @@ class PredictionLog:
         directory: folder of the log files (created when missing).
         rotate_rows: rows per file before a new file is started.
         max_pending: batches that may wait for the writer before new ones are dropped.
+        summarise: turns deferred items (see :meth:`submit_deferred`) into records; it runs
+            on the writer thread.
     """
 
-    def __init__(self, directory: Path, rotate_rows: int, max_pending: int = 1024) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        rotate_rows: int,
+        max_pending: int = 1024,
+        summarise: Callable[[list[Any]], list[dict[str, Any]]] | None = None,
+    ) -> None:
         self.directory = Path(directory)
+        self._summarise = summarise
         self.rotate_rows = rotate_rows
         self.written = 0
         self.dropped = 0
@@ -60,6 +81,24 @@ class PredictionLog:
             return False
         return True
 
+    def submit_deferred(self, item: Any, rows: int) -> bool:
+        """Queue an item that ``summarise`` turns into ``rows`` records on the writer thread.
+
+        Returns:
+            ``False`` when the item was dropped because the writer is behind.
+
+        Raises:
+            RuntimeError: if the log was created without ``summarise``.
+        """
+        if self._summarise is None:
+            raise RuntimeError("PredictionLog needs summarise= to accept deferred items")
+        try:
+            self._queue.put_nowait(_Deferred(item, rows))
+        except queue.Full:
+            self.dropped += rows
+            return False
+        return True
+
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until every queued record is on disk (tests, shutdown); ``False`` on timeout."""
         deadline = time.monotonic() + timeout
@@ -77,18 +116,43 @@ class PredictionLog:
         self._thread.join(timeout)
 
     def _run(self) -> None:
+        pending: Any = None
         while True:
-            item = self._queue.get()
+            item = pending if pending is not None else self._queue.get()
+            pending, taken = None, 1
+            if isinstance(item, _Deferred):
+                items = [item]
+                # Coalesce what queued meanwhile; keep the first non-deferred for next round.
+                while len(items) < _MAX_COALESCED and pending is None:
+                    try:
+                        following = self._queue.get_nowait()
+                    except queue.Empty:
+                        break
+                    taken += 1
+                    if isinstance(following, _Deferred):
+                        items.append(following)
+                    else:
+                        pending, taken = following, taken - 1
+                item = items
             try:
                 if item is _STOP:
                     self._close_file()
                     return
-                self._write(item)
+                if isinstance(item, list) and item and isinstance(item[0], _Deferred):
+                    self._write_deferred(item)
+                else:
+                    self._write(item)
             except Exception:  # noqa: BLE001 - the writer must survive any bad batch
-                self.dropped += len(item)
-                logger.exception("prediction log: dropped %d records", len(item))
+                rows = sum(d.rows for d in item) if isinstance(item[0], _Deferred) else len(item)
+                self.dropped += rows
+                logger.exception("prediction log: dropped %d records", rows)
             finally:
-                self._queue.task_done()
+                for _ in range(taken):
+                    self._queue.task_done()
+
+    def _write_deferred(self, items: list[_Deferred]) -> None:
+        assert self._summarise is not None
+        self._write(self._summarise([d.item for d in items]))
 
     def _write(self, records: list[dict[str, Any]]) -> None:
         lines = [json.dumps(r, default=str, allow_nan=True) + "\n" for r in records]

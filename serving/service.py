@@ -21,9 +21,17 @@ import bentoml
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
+from core.arrays import SequenceArrays
 from core.config import ServingConfig, load_config
 from serving.batching import MicroBatcher, OverloadedError
-from serving.encode import RequestError, bucket_names, build_responses, encode_requests, log_records
+from serving.encode import (
+    Encoded,
+    RequestError,
+    bucket_names,
+    build_responses,
+    encode_requests,
+    log_records,
+)
 from serving.limits import RequestGuard
 from serving.predlog import PredictionLog
 from serving.schemas import (
@@ -91,7 +99,9 @@ class InterestService:
             max_pending_rows=self.config.max_batch_users * 16,
         )
         self.predlog = PredictionLog(
-            config.paths.resolved().prediction_log, self.config.log_rotate_rows
+            config.paths.resolved().prediction_log,
+            self.config.log_rotate_rows,
+            summarise=self._log_rows,
         )
         self._ready = False
         started = time.perf_counter()
@@ -133,15 +143,33 @@ class InterestService:
             self.config.top_k,
         )
         OOV_EVENTS.inc(sum(encoded.oov_events))
-        try:
-            records = log_records(encoded, responses, self.bundle.vocab, datetime.now(UTC))
-        except Exception:  # noqa: BLE001 - logging must never fail a prediction
-            logger.exception("prediction log: could not summarise %d samples", len(responses))
-            records = []
+        # Records are built on the log's writer thread, many requests per call.
+        if not self.predlog.submit_deferred(
+            (encoded, responses, datetime.now(UTC)), len(responses)
+        ):
             PREDLOG_DROPPED.inc(len(responses))
-        if not self.predlog.submit(records):
-            PREDLOG_DROPPED.inc(len(records))
         return responses
+
+    def _log_rows(self, items: list[tuple[Encoded, list[PredictResponse], datetime]]) -> list:
+        # Runs on the prediction-log thread; must never raise into it.
+        try:
+            encoded = Encoded(
+                arrays=SequenceArrays.concat([e.arrays for e, _, _ in items]),
+                cutoffs=[c for e, _, _ in items for c in e.cutoffs],
+                oov_events=[n for e, _, _ in items for n in e.oov_events],
+                request_ids=[r for e, _, _ in items for r in e.request_ids],
+            )
+            responses = [r for _, answered, _ in items for r in answered]
+            records = log_records(encoded, responses, self.bundle.vocab, items[0][2])
+        except Exception:  # noqa: BLE001 - logging must never fail a prediction
+            rows = sum(len(answered) for _, answered, _ in items)
+            logger.exception("prediction log: could not summarise %d samples", rows)
+            PREDLOG_DROPPED.inc(rows)
+            return []
+        stamps = [at.isoformat() for _, answered, at in items for _ in answered]
+        for record, stamp in zip(records, stamps, strict=True):
+            record["logged_at"] = stamp
+        return records
 
     async def _guarded(self, requests: list[PredictRequest], prefixes: list[str]) -> Any:
         try:

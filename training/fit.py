@@ -64,6 +64,26 @@ class _EpochCallback(keras.callbacks.Callback):
         self._history.append(row)
 
 
+def initialise_priors(model: keras.Model, plan: TrialPlan, train: SequenceArrays) -> bool:
+    """Start the history prior's popularity bias at the training labels' log frequency.
+
+    Few gradient steps cannot learn thousands of biases, so they start where the popularity
+    baseline is (log share for the softmax output, log-odds for sigmoid). Returns whether
+    the model has a history prior.
+    """
+    names = {layer.name for layer in model.layers}
+    if "history_prior" not in names or train.next_cats is None:
+        return False
+    counts = np.asarray(train.next_cats, dtype=np.float64).sum(axis=0)
+    rate = (counts + 0.1) / (len(train) + 0.2)
+    if plan.model.next_cats_loss == "softmax":
+        bias = np.log(rate / rate.sum())
+    else:
+        bias = np.log(rate) - np.log1p(-np.minimum(rate, 1 - 1e-6))
+    model.get_layer("history_prior").popularity.assign(bias.astype(np.float32))
+    return True
+
+
 def initialise(
     plan: TrialPlan,
     model: keras.Model,
@@ -128,6 +148,7 @@ def fit_model(
     keras.utils.set_random_seed(seed)
     model = compile_model(build_model(plan.model, spec), plan.model)
     result = FitResult(model=model)
+    initialise_priors(model, plan, train)
     result.transferred_layers, result.pretrain_seconds = initialise(
         plan,
         model,

@@ -38,7 +38,7 @@ class TrialPlan:
 
 
 def suggest(trial: optuna.Trial, *, can_warm_start: bool = False) -> TrialPlan:
-    """Sample a plan: cell, depth, widths, pooling, branches, regularisation, init.
+    """Sample a plan: cell, widths, pooling, branches, regularisation, init.
 
     Args:
         trial: the Optuna trial.
@@ -48,18 +48,20 @@ def suggest(trial: optuna.Trial, *, can_warm_start: bool = False) -> TrialPlan:
         The plan; its :meth:`TrialPlan.params` equal the trial's params.
     """
     inits: list[str] = ["scratch", "pretrain"] + (["warm_start"] if can_warm_start else [])
+    # One recurrent layer and small widths: on logs of a few thousand samples the history
+    # prior carries most of the signal and deeper encoders only cost time. Rates above
+    # ~3e-3 pulled the model off the heuristic prior within an epoch on Taobao.
     model = ModelConfig(
-        cell=trial.suggest_categorical("cell", ["lstm", "gru", "bilstm"]),
-        n_layers=trial.suggest_int("n_layers", 1, 2),
-        units=trial.suggest_categorical("units", [32, 64, 128]),
-        cat_embed_dim=trial.suggest_categorical("cat_embed_dim", [16, 32, 64]),
+        cell=trial.suggest_categorical("cell", ["lstm", "gru"]),
+        units=trial.suggest_categorical("units", [32, 64]),
+        cat_embed_dim=trial.suggest_categorical("cat_embed_dim", [16, 32]),
         dropout=trial.suggest_float("dropout", 0.0, 0.3),
         pooling=trial.suggest_categorical(
             "pooling", ["last", "mean", "attention", "target_attention"]
         ),
         use_time_features=trial.suggest_categorical("use_time_features", [True, False]),
         use_period_branch=trial.suggest_categorical("use_period_branch", [True, False]),
-        learning_rate=trial.suggest_float("learning_rate", 3e-4, 5e-3, log=True),
+        learning_rate=trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True),
     )
     init = trial.suggest_categorical("init", inits)
     return TrialPlan(model=model, init=init)

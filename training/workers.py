@@ -14,6 +14,7 @@ import multiprocessing as mp
 import os
 import socket
 import tempfile
+import warnings
 from pathlib import Path
 from typing import Any
 
@@ -234,13 +235,12 @@ def close_orphan_runs(config: ProjectConfig, study: optuna.Study) -> list[str]:
     import mlflow
     from optuna.storages import RetryFailedTrialCallback, fail_stale_trials
 
-    fail_stale_trials(study)
-    trials = study.get_trials(deepcopy=False)
-    retries = {
-        RetryFailedTrialCallback.retried_trial_number(t): t.number
-        for t in trials
-        if RetryFailedTrialCallback.retried_trial_number(t) is not None
-    }
+    with warnings.catch_warnings():  # both are flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        fail_stale_trials(study)
+        trials = study.get_trials(deepcopy=False)
+        origin = {t.number: RetryFailedTrialCallback.retried_trial_number(t) for t in trials}
+    retries = {first: t for t, first in origin.items() if first is not None}
     client = mlflow.MlflowClient(tracking_uri=config.paths.resolved().tracking_uri)
     _, grace = heartbeat_settings()
     closed = []
@@ -252,14 +252,12 @@ def close_orphan_runs(config: ProjectConfig, study: optuna.Study) -> list[str]:
             continue
         retry = retries.get(trial.number)
         retried = f"; retried as trial {retry}" if retry is not None else "; not retried"
-        client.set_tags(
-            run_id,
-            {
-                NOTE_TAG: f"trial {trial.number} failed: its worker stopped without finishing "
-                f"(no heartbeat for over {grace} s){retried}; run closed on resume",
-                "optuna.state": "FAIL",
-            },
+        note = (
+            f"trial {trial.number} failed: its worker stopped without finishing "
+            f"(no heartbeat for over {grace} s){retried}; run closed on resume"
         )
+        client.set_tag(run_id, NOTE_TAG, note)
+        client.set_tag(run_id, "optuna.state", "FAIL")
         client.set_terminated(run_id, status="KILLED")
         closed.append(run_id)
     return closed

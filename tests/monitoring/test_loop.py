@@ -64,7 +64,7 @@ def registry(tmp_path_factory: pytest.TempPathFactory) -> tuple[str, Path]:
     """One tracking store with a fake champion, shared by the module."""
     state = tmp_path_factory.mktemp("registry")
     config = load_config(overrides={"paths": {"state_dir": str(state)}}, env={})
-    register_fake_champion(config, make_profile(600, 0))
+    register_fake_champion(config, make_profile(1500, 0))
     return config.paths.resolved().tracking_uri, state
 
 
@@ -116,10 +116,12 @@ class Recorder:
 
 def test_lock_refuses_a_second_holder(tmp_path: Path) -> None:
     path = tmp_path / LOCK_FILE
-    with run_lock(path):
-        with pytest.raises(LockHeldError, match="another monitoring run holds the lock"):
-            with run_lock(path):
-                pass
+    with (
+        run_lock(path),
+        pytest.raises(LockHeldError, match="another monitoring run holds the lock"),
+        run_lock(path),
+    ):
+        pass
     with run_lock(path):  # released on exit
         pass
 
@@ -148,7 +150,7 @@ def test_cooldown_and_aligned_window(tmp_path: Path) -> None:
 
 
 def test_no_drift_records_the_window_and_skips_it_next_time(config: ProjectConfig) -> None:
-    write_window(config, make_profile(600, 1), START + timedelta(hours=2))
+    write_window(config, make_profile(1500, 1), START + timedelta(hours=2))
     retrain = Recorder()
     first = run_monitor(config, START, END, NOW, REQUEST, retrain)
     assert first.status == "ok" and retrain.calls == []
@@ -158,15 +160,15 @@ def test_no_drift_records_the_window_and_skips_it_next_time(config: ProjectConfi
 
 
 def test_drift_retrains_then_cooldown_holds(config: ProjectConfig) -> None:
-    write_window(config, make_profile(600, 2, shift=1.0), START + timedelta(hours=2))
-    write_window(config, make_profile(600, 3, shift=1.0), END + timedelta(hours=2))
+    write_window(config, make_profile(1500, 2, shift=1.0), START + timedelta(hours=2))
+    write_window(config, make_profile(1500, 3, shift=1.0), END + timedelta(hours=2))
     retrain = Recorder(promoted=False)
     out = run_monitor(config, START, END, NOW, REQUEST, retrain)
     assert out.status == "refused" and len(retrain.calls) == 1
     assert retrain.calls[0].study_name.startswith("monitor-")
     ledger = Ledger.load(monitoring_dir(config) / LEDGER_FILE)
     assert ledger.windows[out.key]["reasons"] == ["does not beat champion"]
-    later = NOW + timedelta(days=1)
+    later = NOW + timedelta(hours=1)
     blocked = run_monitor(config, END, END + timedelta(days=1), later, REQUEST, retrain)
     assert blocked.status == "cooldown" and len(retrain.calls) == 1
     assert not Ledger.load(monitoring_dir(config) / LEDGER_FILE).is_handled(blocked.key)
@@ -177,7 +179,7 @@ def test_drift_retrains_then_cooldown_holds(config: ProjectConfig) -> None:
 
 
 def test_failed_retrain_leaves_champion_and_ledger_untouched(config: ProjectConfig) -> None:
-    write_window(config, make_profile(600, 4, shift=1.0), START + timedelta(hours=2))
+    write_window(config, make_profile(1500, 4, shift=1.0), START + timedelta(hours=2))
     champion = registered_champion(config)
     broken = Recorder(error=RuntimeError("disk full during refit"))
     with pytest.raises(RuntimeError, match="disk full"):
@@ -194,6 +196,6 @@ def test_small_window_and_missing_data(config: ProjectConfig) -> None:
     retrain = Recorder()
     out = run_monitor(config, START, END, NOW, REQUEST, retrain)
     assert out.status == "not_enough_data" and retrain.calls == []
-    write_window(config, make_profile(600, 6, shift=1.0), END + timedelta(hours=2))
+    write_window(config, make_profile(1500, 6, shift=1.0), END + timedelta(hours=2))
     out = run_monitor(config, END, END + timedelta(days=1), NOW, None, retrain)
     assert out.status == "no_data" and "--data" in out.message and retrain.calls == []

@@ -1,0 +1,223 @@
+"""Platform path end to end: a trained, REGISTERED champion -> ``interest bento import`` ->
+a real ``bentoml serve`` whose answers equal the registry model's own predictions."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pandas as pd
+import pytest
+
+pytestmark = pytest.mark.slow
+
+MODEL = "interest-evolution"
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def registered(tmp_path_factory):
+    """Tiny synthetic log -> prepared data -> refit (1 epoch) -> registered champion."""
+    import mlflow
+
+    from core.config import ProjectConfig
+    from core.dataset import prepare_dataset
+    from core.synth import SynthConfig, generate_events
+    from training.model_config import ModelConfig
+    from training.refit import refit_best
+    from training.registry import promote_version, register_run
+    from training.search import TrialPlan
+    from training.tracking import setup_tracking
+
+    state = tmp_path_factory.mktemp("platform") / "state"
+    config = ProjectConfig.model_validate(
+        {
+            "paths": {"state_dir": str(state)},
+            "train": {"epochs": 1, "pretrain_epochs": 0, "batch_size": 64},
+            "features": {"max_events": 20, "top_categories": 5, "n_periods": 3},
+        }
+    )
+    # 64 categories: the model card's recall curve reads ranks up to 50.
+    synth = SynthConfig(n_users=120, n_days=14, seed=3, n_groups=8, cats_per_group=8, n_items=500)
+    events = generate_events(synth).events
+    data = prepare_dataset(events, config, "platform-e2e")
+    setup_tracking(config)
+    small = ModelConfig(units=8, cat_embed_dim=8, attention_units=8, period_units=8, head_units=8)
+    with mlflow.start_run(run_name="study-platform-e2e"):
+        refit = refit_best(
+            config, events, data, TrialPlan(small), epochs=1, warm_start=None, study_name="e2e"
+        )
+    version = str(register_run(config, refit.run_id, study_name="e2e").version)
+    promote_version(config, version, force=True)
+    (state / "config.yaml").write_text(json.dumps({"serving": {"log_rotate_rows": 100}}))
+    return {"config": config, "state": state, "version": version, "run_id": refit.run_id}
+
+
+@pytest.fixture(scope="module")
+def served(registered, tmp_path_factory):
+    """``interest bento import --alias champion``, then a real ``bentoml serve``."""
+    from typer.testing import CliRunner
+
+    from interest import bento_cmd
+
+    state = registered["state"]
+    env = {"INTEREST_STATE_DIR": str(state), "INTEREST_CONFIG": str(state / "config.yaml")}
+    result = CliRunner().invoke(bento_cmd.app, ["import", "--alias", "champion"], env=env)
+    assert result.exit_code == 0, result.output
+    tag = result.stdout.strip().splitlines()[-1]
+    port = _free_port()
+    child_env = {**bento_cmd.bentoml_env(registered["config"], tag), **env}
+    log_path = tmp_path_factory.mktemp("serve") / "server.log"
+    log = log_path.open("w")
+    argv = [bento_cmd.bentoml_cli(), "serve", bento_cmd.SERVICE, "--port", str(port)]
+    proc = subprocess.Popen(
+        argv, cwd=bento_cmd.REPO, env=child_env, stdout=log, stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )  # fmt: skip
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _wait_ready(proc, url, log_path)
+        yield {**registered, "url": url, "tag": tag}
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)  # bentoml serve runs its worker in the group
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(5)
+        log.close()
+
+
+def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+        try:
+            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    pytest.fail(f"service not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+
+
+def _events(categories: list[str], n: int) -> list[dict]:
+    end = datetime.now(UTC) - timedelta(minutes=5)
+    return [
+        {
+            "item_id": f"i{i}",
+            "category_id": categories[i % len(categories)],
+            "behavior": ["view", "cart", "view", "buy", "fav"][i % 5],
+            "timestamp": (end - timedelta(hours=5 * (n - i))).isoformat(),
+        }
+        for i in range(n)
+    ]
+
+
+def _registry_predictions(config, bodies: list[dict], cutoffs: list[str]) -> list[dict]:
+    """The champion as MLflow serves it, on features built with the registered bundle."""
+    import mlflow
+
+    import core.layers  # noqa: F401  (custom layers for deserialisation)
+    from core.config import FeatureConfig
+    from core.features import build_features
+    from core.registry_client import download_bundle
+    from core.vocab import Vocabulary
+    from serving.encode import events_frame
+    from serving.schemas import PredictRequest
+
+    uri = config.paths.resolved().tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = mlflow.tensorflow.load_model(f"models:/{MODEL}@champion")
+    bundle = download_bundle(config, "champion", config.paths.resolved().state_dir / "ref")
+    vocab = Vocabulary.load(bundle / "vocab.json")
+    features = FeatureConfig.model_validate_json((bundle / "feature_config.json").read_text())
+    out = []
+    for body, cutoff in zip(bodies, cutoffs, strict=True):
+        frame = events_frame(["x"], [PredictRequest.model_validate(body)])
+        arrays = build_features(frame, [pd.Timestamp(cutoff)], vocab, features, with_labels=False)
+        pred = model(arrays.inputs(), training=False)
+        out.append({k: np.asarray(v) for k, v in pred.items()} | {"vocab": vocab})
+    return out
+
+
+def test_served_predictions_equal_the_registry_model(served):
+    from core.vocab import Vocabulary
+
+    url = served["url"]
+    cats = Vocabulary.load(
+        next(Path(served["state"], "bentoml", "models").rglob("vocab.json"))
+    ).categories
+    bodies = [
+        {"user_id": "alice", "events": _events(cats[:4], 8), "top_k": 5},
+        {"user_id": "bob", "events": _events([cats[5], "never-seen"], 3), "top_k": 5},
+    ]
+    answers = []
+    for body in bodies:
+        resp = httpx.post(f"{url}/predict", json=body, timeout=30)
+        assert resp.status_code == 200, resp.text
+        answers.append(resp.json())
+    assert answers[1]["oov_events"] >= 1
+    refs = _registry_predictions(served["config"], bodies, [a["cutoff"] for a in answers])
+    for answer, ref in zip(answers, refs, strict=True):
+        assert answer["model"]["version"] == served["version"]
+        assert answer["model"]["alias"] == "champion"
+        assert answer["p_buy"] == pytest.approx(float(ref["buy"].reshape(-1)[0]), abs=1e-5)
+        assert answer["p_churn"] == pytest.approx(float(ref["churn"].reshape(-1)[0]), abs=1e-5)
+        scores = ref["next_cats"][0]
+        for item in answer["next_categories"]:
+            index = ref["vocab"].encode([item["category_id"]])[0]
+            assert item["score"] == pytest.approx(float(scores[index]), abs=1e-5)
+        best = ref["vocab"].decode((np.argsort(-scores[2:])[:5] + 2).tolist())
+        assert {c["category_id"] for c in answer["next_categories"]} == set(best)
+
+
+def test_invalid_requests_are_rejected_naming_the_field(served):
+    url = served["url"]
+    resp = httpx.post(f"{url}/predict", json={"events": []}, timeout=30)
+    assert resp.status_code == 400 and "events" in resp.text
+    bad = {"events": [{**_events(["c"], 1)[0], "behavior": "stare"}]}
+    resp = httpx.post(f"{url}/predict", json=bad, timeout=30)
+    assert resp.status_code == 400 and "behavior" in resp.text
+    assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
+
+
+def test_model_endpoint_reports_the_registry_version(served):
+    info = httpx.get(f"{served['url']}/model", timeout=10).json()
+    assert info["model"]["name"] == MODEL
+    assert info["model"]["version"] == served["version"]
+    assert info["model"]["alias"] == "champion"
+    assert info["model"]["bento_tag"] == served["tag"]
+    assert info["metadata"]["run_id"] == served["run_id"]
+    assert info["data_fingerprint"]["dataset"] == "platform-e2e"
+
+
+def test_prediction_log_has_the_served_records(served):
+    url, state = served["url"], served["state"]
+    body = {"user_id": "logged-user", "events": _events(["g00-c00"], 2)}
+    assert httpx.post(f"{url}/predict", json=body, timeout=30).status_code == 200
+    deadline, rows = time.monotonic() + 10, []
+    while time.monotonic() < deadline:
+        files = sorted((state / "predictions").glob("predictions-*.jsonl"))
+        rows = [json.loads(line) for f in files for line in f.read_text().splitlines()]
+        if len(rows) >= 3:
+            break
+        time.sleep(0.2)
+    assert len(rows) >= 3  # alice, bob and this one
+    assert {r["model_version"] for r in rows} == {served["version"]}
+    assert all(r["model_name"] == MODEL for r in rows)
