@@ -29,7 +29,9 @@ def setup_tracking(config: ProjectConfig, experiment: str | None = None) -> str:
         mlflow.set_experiment(experiment_id=found.experiment_id)
         return found.experiment_id
     location = None
-    if "://" not in paths.artifact_root or paths.artifact_root.startswith("file:"):
+    remote = paths.tracking_uri.startswith(("http://", "https://"))
+    # A tracking server proxies artifacts itself unless a root was configured explicitly.
+    if not (remote and not config.paths.artifact_root):
         location = f"{paths.artifact_root.rstrip('/')}/{name}"
     exp_id = mlflow.create_experiment(name, artifact_location=location)
     mlflow.set_experiment(experiment_id=exp_id)
