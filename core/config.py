@@ -162,6 +162,10 @@ class MonitoringConfig(_Section):
     min_rows: int = Field(500, ge=1)
     cooldown: str = "1h"
     retrain_trials: int = Field(2, ge=1)
+    # Recent raw event log `interest monitor run` retrains on (None: pass --data).
+    data_path: Path | None = None
+    data_format: DataFormat | None = None  # default: data.format
+    retrain_epochs: int | None = Field(None, ge=1)  # default: train.epochs
 
 
 class ProjectConfig(_Section):

@@ -74,13 +74,20 @@ def hash_events(events: pd.DataFrame) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def prepare_dataset(events: pd.DataFrame, config: ProjectConfig, name: str) -> PreparedData:
+def prepare_dataset(
+    events: pd.DataFrame,
+    config: ProjectConfig,
+    name: str,
+    vocab: Vocabulary | None = None,
+) -> PreparedData:
     """Split by time, fit the vocabulary on history, and build all three sample sets.
 
     Args:
         events: canonical events (``core.schema.conform``).
         config: the project configuration (``features`` and ``split`` are read).
         name: dataset name recorded in the fingerprint.
+        vocab: reuse this vocabulary instead of fitting one (a warm start from the
+            champion keeps its index space, so its embeddings stay meaningful).
 
     Returns:
         Prepared arrays; train holds one sample per (user, train cutoff).
@@ -91,7 +98,8 @@ def prepare_dataset(events: pd.DataFrame, config: ProjectConfig, name: str) -> P
     features = config.features
     splits = make_splits(events, config.split, features)
     before_val = (pd.to_datetime(events["timestamp"], utc=True) < splits.val).to_numpy()
-    vocab = fit_vocabulary(events.loc[before_val, ["category_id"]], features)
+    if vocab is None:
+        vocab = fit_vocabulary(events.loc[before_val, ["category_id"]], features)
     encoded = encode_events(events, vocab)
     train = build_features(encoded, splits.train, vocab, features)
     val = build_features(encoded, [splits.val], vocab, features)

@@ -102,7 +102,8 @@ def ndcg_at_k(scores: np.ndarray, truth: np.ndarray, k: int = 10) -> float:
 
 
 def recall_curve(scores: np.ndarray, truth: np.ndarray, ks: Sequence[int]) -> dict[int, float]:
-    """Recall@K for each K in ``ks`` from a single ranking pass."""
+    """Recall@K for each K in ``ks`` from a single ranking pass (K capped at the catalogue)."""
+    ks = [k for k in ks if k <= scores.shape[1]] or [scores.shape[1]]
     hits, sizes = _hits(scores, truth, max(ks))
     if hits.shape[0] == 0:
         return {int(k): float("nan") for k in ks}

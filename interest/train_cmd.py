@@ -72,8 +72,12 @@ def tune(
         bool, typer.Option(help="Register the refit winner and run the promotion gate.")
     ] = True,
     warm_start: Annotated[
-        bool, typer.Option(help="Offer the champion's weights (and vocabulary) to trials.")
-    ] = True,
+        bool,
+        typer.Option(
+            help="Offer the champion's weights to trials and reuse its vocabulary "
+            "(retraining on newer data of the same source)."
+        ),
+    ] = False,
     progress: Annotated[bool, typer.Option(help="Show Optuna's progress bar.")] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     workers: Annotated[
