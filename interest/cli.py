@@ -12,6 +12,7 @@ from typing import Annotated
 import typer
 
 from interest import (
+    bento_cmd,
     data_cmd,
     demo_cmd,
     features_cmd,
@@ -54,6 +55,8 @@ for _command in (registry_cmd.register, registry_cmd.promote, registry_cmd.rollb
     app.command()(_command)
 app.command("status")(registry_cmd.status)
 app.add_typer(monitor_cmd.app, name="monitor")
+app.add_typer(bento_cmd.app, name="bento")
+app.command()(bento_cmd.serve)
 app.command()(demo_cmd.demo)
 
 
