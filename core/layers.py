@@ -19,9 +19,12 @@ from keras import ops
 
 from core.prior_layers import (  # noqa: F401  (registered for safe_mode loading too)
     ActivityFeatures,
+    HeuristicFeatures,
+    HeuristicLogit,
     HistoryPrior,
     ListwiseLoss,
     PersistencePrior,
+    ScalarGate,
 )
 
 _PACKAGE = "interest"

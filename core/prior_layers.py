@@ -16,6 +16,7 @@ periods, ``C1`` buckets, ``Bc`` core behaviours.
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import keras
@@ -165,6 +166,90 @@ class ActivityFeatures(keras.layers.Layer):
         self, age_shape: Any, cat_shape: Any, period_counts_shape: Any
     ) -> tuple:
         return (age_shape[0], 2 * period_counts_shape[-1] + 4)
+
+
+#: Hours standing in for "since the last event" when a user has none (ten years): such a
+#: user is the likeliest to churn, as in the heuristic.
+NO_HISTORY_HOURS = 24.0 * 3650.0
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class HeuristicFeatures(keras.layers.Layer):
+    """The purchase and churn heuristics' inputs, ``(B, 2)``.
+
+    Column 0: log1p of past carts + buys over the window (core behaviours 2 and 3);
+    column 1: log1p hours since the last event (``NO_HISTORY_HOURS`` without events).
+
+    Call: ``(age (B, N), cat (B, N) int, period_counts (B, P, Bc))`` -> ``(B, 2)``.
+    """
+
+    def call(self, age: Any, cat: Any, period_counts: Any) -> Any:
+        counts = ops.sum(ops.expm1(period_counts[..., 2:4]), axis=(1, 2))
+        has = ops.any(ops.not_equal(cat, 0), axis=1)
+        none = ops.full_like(counts, math.log1p(NO_HISTORY_HOURS))
+        recency = ops.where(has, ops.cast(age[:, -1], "float32"), none)
+        return ops.stack([ops.log1p(counts), recency], axis=-1)
+
+    def compute_output_shape(
+        self, age_shape: Any, cat_shape: Any, period_counts_shape: Any
+    ) -> tuple:
+        return (age_shape[0], 2)
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class HeuristicLogit(keras.layers.Layer):
+    """``scale * x[:, column] + bias`` as a ``(B, 1)`` logit: a 1-D logistic heuristic.
+
+    ``scale`` and ``bias`` start at ``(1, 0)``; ``training.fit.initialise_priors`` sets
+    them from a logistic fit on the training labels, so the head starts at the heuristic.
+    """
+
+    def __init__(self, column: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.column = column
+
+    def build(self, features_shape: Any) -> None:
+        self.scale = self.add_weight(name="scale", shape=(), initializer="ones")
+        self.bias = self.add_weight(name="bias", shape=(), initializer="zeros")
+
+    def call(self, features: Any) -> Any:
+        return features[:, self.column : self.column + 1] * self.scale + self.bias
+
+    def compute_output_shape(self, features_shape: Any) -> tuple:
+        return (features_shape[0], 1)
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "column": self.column}
+
+
+@keras.saving.register_keras_serializable(package=_PACKAGE)
+class ScalarGate(keras.layers.Layer):
+    """Standardises each row of its input, then multiplies it by one learned scalar.
+
+    Gates the learned next-category logits over the history prior. Per-row standardising
+    (zero mean, unit deviation over the last axis) leaves the gate alone to set their
+    scale: the learned weights cannot grow the logits past it. Starting near 0, the model
+    starts at the prior and training opens the gate only as far as it lowers the loss.
+    """
+
+    def __init__(self, initial: float = 0.0, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.initial = float(initial)
+
+    def build(self, input_shape: Any) -> None:
+        init = keras.initializers.Constant(self.initial)
+        self.gate = self.add_weight(name="gate", shape=(), initializer=init)
+
+    def call(self, x: Any) -> Any:
+        x = x - ops.mean(x, axis=-1, keepdims=True)
+        x = x / (ops.std(x, axis=-1, keepdims=True) + _EPS)
+        return x * self.gate
+
+    def compute_output_shape(self, input_shape: Any) -> tuple:
+        return input_shape
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "initial": self.initial}
 
 
 @keras.saving.register_keras_serializable(package=_PACKAGE)

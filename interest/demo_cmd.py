@@ -98,11 +98,92 @@ def tune_step(state: DemoState) -> str:
     verdict = "promoted to champion" if outcome.decision.promote else "refused by the gate"
     state.notes.append(f"model version {outcome.version}: {verdict}")
     state.notes.extend(f"  - {r}" for r in outcome.decision.reasons)
+    if not outcome.decision.promote:
+        from core.registry_client import registered_champion
+        from training.registry import promote_version
+
+        if registered_champion(state.config) is None:
+            # The rest of the loop needs a served model: say so loudly, as a person would.
+            promote_version(state.config, str(outcome.version), force=True)
+            state.notes.append(
+                f"  - no champion existed: the demo forced v{outcome.version} in "
+                "(interest promote --force) so the serving half can run"
+            )
     return (
         f"{outcome.n_complete} complete / {outcome.n_pruned} pruned; test {metric} "
         f"{outcome.refit.test_metrics[metric]:.4f} vs best baseline {best_base:.4f}; "
         f"version {outcome.version} {verdict}"
     )
+
+
+def serve_step(state: DemoState) -> str:
+    """Import the champion into BentoML, build the bento, start ``bentoml serve``."""
+    from interest.demo_live import child_env, cli, start_server
+
+    env = child_env(state.config)
+    _, out = cli(env, "bento", "import", "--alias", "champion")
+    model_tag = out.strip().splitlines()[-1]
+    _, out = cli(env, "bento", "build", "--model", model_tag)
+    state.values["bento_tag"] = out.strip().splitlines()[-1]
+    server = start_server(state.config, model_tag)
+    state.values["server"] = server
+    return f"model {model_tag}, bento {state.values['bento_tag']}, serving at {server.url}"
+
+
+def replay_step(state: DemoState, shifted: bool) -> str:
+    """Replay users' recent histories to the service, before or after the interest shift."""
+    import pandas as pd
+
+    from interest.demo_live import replay
+
+    shift = pd.Timestamp(state.shift_at, tz="UTC")
+    days = range(2, 6) if shifted else range(-4, 0)
+    cutoffs = [shift + pd.Timedelta(days=d) for d in days]
+    state.values["since_shifted" if shifted else "since_reference"] = pd.Timestamp.now(tz="UTC")
+    answered = replay(
+        state.values["server"].url,
+        state.values["events"],
+        cutoffs,
+        state.config.features.history or "7D",
+        max_users=200,
+        seed=len(cutoffs) + shifted,
+    )
+    when = "after" if shifted else "before"
+    return f"{answered} predictions for cutoffs {when} the shift ({cutoffs[0].date()}..)"
+
+
+def drift_step(state: DemoState) -> str:
+    """Drift check of the pre-shift traffic against the champion's training reference."""
+    from interest.demo_live import child_env, cli, parse_json
+
+    since = state.values["since_reference"].isoformat()
+    code, out = cli(child_env(state.config), "monitor", "drift", "--since", since, "--json")
+    result = parse_json(out)
+    state.notes.append(
+        f"drift before the shift: {result.get('status')} (exit {code}), "
+        f"share drifted {result.get('share_drifted', float('nan')):.2f}"
+    )
+    return f"status {result.get('status')}, drifted {result.get('drifted_columns', [])}"
+
+
+def monitor_step(state: DemoState) -> str:
+    """The scheduled pass on the shifted window: drift -> warm-start retrain -> gate."""
+    import pandas as pd
+
+    from interest.demo_live import child_env, cli
+
+    since = state.values["since_shifted"].isoformat()
+    until = pd.Timestamp.now(tz="UTC").isoformat()
+    code, out = cli(
+        child_env(state.config),
+        *("monitor", "run", "--since", since, "--until", until),
+        *("--data", str(state.data_path), "--format", "canonical"),
+        *("--trials", "2", "--epochs", str(state.config.train.epochs)),
+    )
+    lines = [line for line in out.strip().splitlines() if line]
+    state.notes.append(f"monitor run after the shift (exit {code}):")
+    state.notes.extend(f"  {line}" for line in lines)
+    return lines[0] if lines else f"exit {code}"
 
 
 def demo(
@@ -134,13 +215,25 @@ def demo(
         ("Validate it", lambda: validate_step(state)),
         ("Build sequence features", lambda: features_step(state)),
         ("Tune, refit, register and gate", lambda: tune_step(state)),
+        ("Import the champion, build the bento, serve it", lambda: serve_step(state)),
+        ("Replay traffic from before the shift", lambda: replay_step(state, shifted=False)),
+        ("Drift check (expect no drift)", lambda: drift_step(state)),
+        ("Replay traffic after the interest shift", lambda: replay_step(state, shifted=True)),
+        ("Monitor run: drift -> retrain -> gate", lambda: monitor_step(state)),
     ]
-    for i, (title, fn) in enumerate(steps, start=1):
-        _step(i, len(steps), title, fn)
+    try:
+        for i, (title, fn) in enumerate(steps, start=1):
+            _step(i, len(steps), title, fn)
+    finally:
+        if "server" in state.values:
+            state.values["server"].stop()
     typer.secho("\nSummary", bold=True)
     for note in state.notes:
         typer.echo(note)
     typer.echo(f"state folder:   {paths.state_dir}")
     typer.echo(f"event log:      {state.data_path}")
     typer.echo(f"MLflow UI:      mlflow ui --backend-store-uri {paths.tracking_uri}")
+    typer.echo(f"Evidently UI:   evidently ui --workspace {paths.evidently_workspace}")
+    typer.echo(f"drift reports:  {paths.state_dir / 'reports'}")
+    typer.echo(f"bento:          {state.values.get('bento_tag', '(not built)')}")
     typer.echo("registry:       interest status")

@@ -64,24 +64,63 @@ class _EpochCallback(keras.callbacks.Callback):
         self._history.append(row)
 
 
-def initialise_priors(model: keras.Model, plan: TrialPlan, train: SequenceArrays) -> bool:
-    """Start the history prior's popularity bias at the training labels' log frequency.
+def fit_logistic_1d(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3) -> tuple[float, float]:
+    """``(scale, bias)`` of a ridge-regularised 1-D logistic regression (Newton steps).
 
-    Few gradient steps cannot learn thousands of biases, so they start where the popularity
-    baseline is (log share for the softmax output, log-odds for sigmoid). Returns whether
-    the model has a history prior.
+    One-class labels give ``scale = 0`` and the smoothed log-odds of the rate as bias.
     """
+    x = np.asarray(x, np.float64).ravel()
+    y = np.asarray(y, np.float64).ravel()
+    rate = (y.sum() + 0.5) / (len(y) + 1.0)
+    w = np.array([0.0, np.log(rate / (1 - rate))])
+    if len(y) == 0 or y.min() == y.max():
+        return 0.0, float(w[1])
+    design = np.stack([x, np.ones_like(x)], axis=1)
+    for _ in range(25):
+        p = 1.0 / (1.0 + np.exp(-(design @ w)))
+        grad = design.T @ (p - y) + l2 * np.array([w[0], 0.0])
+        hess = (design * (p * (1 - p))[:, None]).T @ design + l2 * np.eye(2)
+        step = np.linalg.solve(hess, grad)
+        w -= step
+        if np.abs(step).max() < 1e-8:
+            break
+    return float(w[0]), float(w[1])
+
+
+def initialise_priors(model: keras.Model, plan: TrialPlan, train: SequenceArrays) -> bool:
+    """Start the prior layers at the heuristics fitted on the training labels.
+
+    Few gradient steps cannot learn thousands of biases, so the history prior's popularity
+    starts where the popularity baseline is (log share for the softmax output, log-odds for
+    sigmoid). The ``buy``/``churn`` heuristic logits get a 1-D logistic fit of the labels
+    on their heuristic input, so the untrained heads reproduce the heuristics' ranking.
+    Returns whether any prior was initialised.
+    """
+    from core.layers import HeuristicFeatures
+
     names = {layer.name for layer in model.layers}
-    if "history_prior" not in names or train.next_cats is None:
+    if train.next_cats is None:
         return False
-    counts = np.asarray(train.next_cats, dtype=np.float64).sum(axis=0)
-    rate = (counts + 0.1) / (len(train) + 0.2)
-    if plan.model.next_cats_loss == "softmax":
-        bias = np.log(rate / rate.sum())
-    else:
-        bias = np.log(rate) - np.log1p(-np.minimum(rate, 1 - 1e-6))
-    model.get_layer("history_prior").popularity.assign(bias.astype(np.float32))
-    return True
+    done = False
+    if "history_prior" in names:
+        counts = np.asarray(train.next_cats, dtype=np.float64).sum(axis=0)
+        rate = (counts + 0.1) / (len(train) + 0.2)
+        if plan.model.next_cats_loss == "softmax":
+            bias = np.log(rate / rate.sum())
+        else:
+            bias = np.log(rate) - np.log1p(-np.minimum(rate, 1 - 1e-6))
+        model.get_layer("history_prior").popularity.assign(bias.astype(np.float32))
+        done = True
+    if "buy_prior" in names:
+        features = np.asarray(HeuristicFeatures()(train.age, train.cat, train.period_counts))
+        labels = train.labels()
+        for column, head in enumerate(("buy", "churn")):
+            scale, bias = fit_logistic_1d(features[:, column], labels[head])
+            layer = model.get_layer(f"{head}_prior")
+            layer.scale.assign(scale)
+            layer.bias.assign(bias)
+        done = True
+    return done
 
 
 def initialise(

@@ -19,11 +19,14 @@ from core.arrays import INPUT_NAMES, FeatureSpec
 from core.layers import (
     ActivityFeatures,
     CategoryEmbedding,
+    HeuristicFeatures,
+    HeuristicLogit,
     HistoryPrior,
     ListwiseLoss,
     MaskedPooling,
     MaskedTrajectoryLoss,
     PersistencePrior,
+    ScalarGate,
     SequenceMask,
     TargetAttention,
     TiedLogits,
@@ -132,12 +135,31 @@ def encode_user(
 def next_cats_output(config: ModelConfig, spec: FeatureSpec, inputs: dict, logits: Any) -> Any:
     """Add the history prior to the learned logits and apply the output activation."""
     if config.use_history_prior:
+        logits = ScalarGate(config.next_cats_gate, name="next_cats_gate")(logits)
         prior = HistoryPrior(spec.n_categories, spec.n_behaviors, name="history_prior")(
             inputs["cat"], inputs["beh"], inputs["age"]
         )
         logits = keras.layers.Add(name="next_cats_scores")([logits, prior])
     activation = "softmax" if config.next_cats_loss == "softmax" else "sigmoid"
     return keras.layers.Activation(activation, name="next_cats")(logits)
+
+
+def activity_output(
+    config: ModelConfig, name: str, column: int, features: Any, activity: Any
+) -> Any:
+    """``(batch, 1)`` sigmoid; a zero-initialised residual over the fitted heuristic logit.
+
+    ``column`` picks the heuristic input of :class:`core.layers.HeuristicFeatures`
+    (0: past carts + buys for ``buy``, 1: recency for ``churn``).
+    """
+    if not config.use_heuristic_heads:
+        return keras.layers.Dense(1, activation="sigmoid", name=name)(activity)
+    prior = HeuristicLogit(column, name=f"{name}_prior")(features)
+    residual = keras.layers.Dense(
+        1, kernel_initializer="zeros", use_bias=False, name=f"{name}_residual"
+    )(activity)
+    logit = keras.layers.Add(name=f"{name}_logit")([prior, residual])
+    return keras.layers.Activation("sigmoid", name=name)(logit)
 
 
 def trajectory_output(config: ModelConfig, spec: FeatureSpec, inputs: dict, hidden: Any) -> Any:
@@ -187,10 +209,15 @@ def build_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
         )
         counts = keras.layers.BatchNormalization(name="activity_norm")(counts)
         activity = keras.layers.Concatenate(name="hidden_with_activity")([hidden, counts])
+    features = None
+    if config.use_heuristic_heads:
+        features = HeuristicFeatures(name="heuristic_features")(
+            inputs["age"], inputs["cat"], inputs["period_counts"]
+        )
     outputs = {
         "next_cats": next_cats_output(config, spec, inputs, logits),
-        "buy": keras.layers.Dense(1, activation="sigmoid", name="buy")(activity),
-        "churn": keras.layers.Dense(1, activation="sigmoid", name="churn")(activity),
+        "buy": activity_output(config, "buy", 0, features, activity),
+        "churn": activity_output(config, "churn", 1, features, activity),
         "trajectory": trajectory_output(config, spec, inputs, hidden),
     }
     return keras.Model(inputs=inputs, outputs=outputs, name="interest_evolution")

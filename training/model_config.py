@@ -45,6 +45,12 @@ class ModelConfig:
     next_cats_loss: str = "softmax"
     use_persistence_prior: bool = True  # trajectory logits = log(persistence) + residual
     use_activity_features: bool = True  # counts and recency feed the buy/churn heads
+    # buy/churn logits = fitted 1-D heuristic (past carts+buys, recency) + zero-init residual
+    use_heuristic_heads: bool = True
+    # Initial scale of the (row-standardised) learned next-category logits over the history
+    # prior, a learned scalar gate: 0, so training starts at the prior and opens it only
+    # as far as it lowers the loss (measured on Taobao: 0.1 starts 0.001 lower in recall).
+    next_cats_gate: float = 0.0
     loss_next_cats: float = 1.0
     loss_buy: float = 0.5
     loss_churn: float = 0.5
@@ -76,6 +82,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.next_cats_gate < 0:
+            raise ValueError(f"ModelConfig.next_cats_gate must be >= 0, got {self.next_cats_gate}")
         if self.learning_rate <= 0:
             raise ValueError(f"ModelConfig.learning_rate must be > 0, got {self.learning_rate}")
 

@@ -63,7 +63,11 @@ def run_baselines(
 def reference_profile(
     model: keras.Model, data: PreparedData, arrays: SequenceArrays
 ) -> pd.DataFrame:
-    """Monitoring's reference: behaviour profile of ``arrays`` plus the model's predictions."""
+    """Monitoring's reference: behaviour profile of ``arrays`` plus the model's predictions.
+
+    Built from the refit's own training samples (train + validation cutoffs), so drift is
+    measured against exactly what the served model learned from.
+    """
     profile = summarize_arrays(arrays, data.vocab.decode)
     pred = predict_arrays(model, arrays)
     top = pred["next_cats"].copy()
@@ -166,7 +170,7 @@ def refit_best(
             result.model,
             data,
             metadata=metadata,
-            reference=reference_profile(result.model, data, data.val),
+            reference=reference_profile(result.model, data, trainval),
             card={
                 "pred": pred,
                 "baseline_pred": baseline_pred,

@@ -1,0 +1,27 @@
+"""The main job end to end: `interest demo` on a small budget, every real component."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+pytestmark = pytest.mark.slow
+
+
+def test_demo_runs_the_whole_loop(state_dir: Path) -> None:
+    from interest.cli import app
+
+    args = ["demo", "--users", "700", "--days", "28", "--trials", "1", "--epochs", "1"]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    out = result.output
+    for step in ("[1/9]", "[5/9]", "[9/9]", "Summary"):
+        assert step in out
+    assert "drift before the shift:" in out
+    assert "monitor run after the shift" in out
+    assert (state_dir / "mlflow.db").is_file()
+    assert list((state_dir / "predictions").glob("predictions-*.jsonl"))
+    assert list((state_dir / "reports").glob("drift-*.html"))
+    assert "bento:          interest-evolution:" in out
