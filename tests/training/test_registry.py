@@ -36,10 +36,13 @@ def config(empty_db: Path, tmp_path: Path):
     state.mkdir()
     shutil.copy(empty_db, state / "mlflow.db")
     cfg = ProjectConfig(paths=PathsConfig(state_dir=state), registry=RegistryConfig(model_name="m"))
-    previous = mlflow.get_tracking_uri()
+    previous = mlflow.get_tracking_uri(), mlflow.get_registry_uri()
+    # Both: an earlier test in the process may have pointed the registry elsewhere.
     mlflow.set_tracking_uri(cfg.paths.resolved().tracking_uri)
+    mlflow.set_registry_uri(cfg.paths.resolved().tracking_uri)
     yield cfg
-    mlflow.set_tracking_uri(previous)
+    mlflow.set_tracking_uri(previous[0])
+    mlflow.set_registry_uri(previous[1])
 
 
 def log_run(config: ProjectConfig, value: float, split: str = "split-a", base: float = 0.1) -> str:

@@ -101,6 +101,7 @@ def test_champion_loads_from_registry_and_predicts_like_the_in_memory_model(
     if not first_study.decision.promote:
         promote_version(config, first_study.version, force=True)
     mlflow.set_tracking_uri(config.paths.resolved().tracking_uri)
+    mlflow.set_registry_uri(config.paths.resolved().tracking_uri)
     loaded = mlflow.tensorflow.load_model(f"models:/{config.registry.model_name}@champion")
     inputs = {k: v[:16] for k, v in data.test.inputs().items()}
     ours = predict_arrays(first_study.refit.model, data.test.select(np.arange(16)))
