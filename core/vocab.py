@@ -77,6 +77,18 @@ class Vocabulary:
         rank = np.asarray(indices, dtype=np.int64) - 2
         return np.where((rank >= 0) & (rank < self.top_categories), rank, self.top_categories)
 
+    def bucket_names(self, n_buckets: int) -> list[str]:
+        """Name the trajectory buckets ``0..n_buckets-1``: top categories, then ``"other"``.
+
+        Buckets with no category (a vocabulary smaller than ``C``) are named ``<bucket b>``.
+        """
+        names = [f"<bucket {b}>" for b in range(n_buckets - 1)] + ["other"]
+        indices = np.arange(2, self.size)
+        for index, bucket in zip(indices.tolist(), self.bucket(indices).tolist(), strict=True):
+            if bucket < n_buckets - 1 and names[bucket].startswith("<"):
+                names[bucket] = self.categories[index - 2]
+        return names
+
     def to_dict(self) -> dict[str, Any]:
         """Serialisable form, with ``version`` and content ``hash``."""
         return {**self._content(), "hash": self.hash}

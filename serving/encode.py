@@ -174,16 +174,6 @@ def encode_requests(
     return Encoded(arrays=arrays, cutoffs=cutoffs, oov_events=oov, request_ids=ids)
 
 
-def bucket_names(vocab: Any, n_buckets: int) -> list[str]:
-    """Name the trajectory buckets: the top categories, then ``"other"`` (the last bucket)."""
-    names = [f"<bucket {b}>" for b in range(n_buckets - 1)] + ["other"]
-    indices = np.arange(2, vocab.size)
-    for index, bucket in zip(indices, np.asarray(vocab.bucket(indices)), strict=True):
-        if bucket < n_buckets - 1 and names[bucket].startswith("<"):
-            names[bucket] = vocab.decode([int(index)])[0]
-    return names
-
-
 def build_responses(
     requests: Sequence[PredictRequest],
     encoded: Encoded,

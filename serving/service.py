@@ -27,7 +27,6 @@ from serving.batching import MicroBatcher, OverloadedError
 from serving.encode import (
     Encoded,
     RequestError,
-    bucket_names,
     build_responses,
     encode_requests,
     log_records,
@@ -92,7 +91,7 @@ class InterestService:
             bento_tag=str(stored.tag),
         )
         spec = self.bundle.spec
-        self.buckets = bucket_names(self.bundle.vocab, spec.n_buckets)
+        self.buckets = self.bundle.vocab.bucket_names(spec.n_buckets)
         self.batcher = MicroBatcher(
             self.bundle.predict,
             max_batch_rows=self.config.max_batch_users,

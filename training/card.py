@@ -22,12 +22,6 @@ CARD_METRICS: tuple[str, ...] = (
 )
 
 
-def bucket_names(categories: list[str], n_buckets: int) -> list[str]:
-    """Trajectory bucket names: the most frequent categories, then "other"."""
-    top = list(categories[: n_buckets - 1])
-    return top + [f"<empty {i}>" for i in range(len(top), n_buckets - 1)] + ["other"]
-
-
 def _fmt(value: float | None) -> str:
     if value is None or not math.isfinite(value):
         return "n/a"

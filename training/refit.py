@@ -26,7 +26,7 @@ from core.evaluate import evaluate_bundle
 from core.metrics import evaluate_predictions
 from core.profile import summarize_arrays
 from core.registry_client import download_bundle
-from training.card import bucket_names, save_plots, write_card
+from training.card import save_plots, write_card
 from training.fit import fit_model, predict_arrays
 from training.promotion import Candidate, PromotionDecision
 from training.search import TrialPlan
@@ -107,7 +107,7 @@ def log_model_artifacts(
             card["pred"],
             card["baseline_pred"],
             data.test,
-            bucket_names(data.vocab.categories, data.spec.n_buckets),
+            data.vocab.bucket_names(data.spec.n_buckets),
             card_dir,
         )
         write_card(

@@ -61,3 +61,22 @@ def test_tampered_file_is_rejected(tmp_path):
         Vocabulary.from_dict(data)
     with pytest.raises(ValueError, match="version"):
         Vocabulary.from_dict({**data, "version": 99})
+
+
+def test_bucket_names_follow_the_bucket_mapping() -> None:
+    vocab = Vocabulary(["a", "b", "c"], top_categories=2)
+    assert vocab.bucket_names(3) == ["a", "b", "other"]
+    names = vocab.bucket_names(3)
+    # Every category's bucket carries that category's name, or "other" past the top C.
+    for index, bucket in zip(
+        range(2, vocab.size), vocab.bucket(np.arange(2, vocab.size)), strict=False
+    ):
+        expected = vocab.decode([index])[0] if bucket < 2 else "other"
+        assert names[bucket] == expected
+    # A vocabulary smaller than C leaves named placeholders, never a wrong category.
+    assert Vocabulary(["a"], top_categories=3).bucket_names(4) == [
+        "a",
+        "<bucket 1>",
+        "<bucket 2>",
+        "other",
+    ]

@@ -15,16 +15,6 @@ from interest.registry_cmd import REFUSED_EXIT, app
 runner = CliRunner()
 
 
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An initialised MLflow SQLite file; tests copy it (migrations take seconds)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture()
 def env(tmp_path: Path):
     import mlflow

@@ -16,7 +16,6 @@ from core.profile import PROFILE_COLUMNS
 from core.vocab import fit_vocabulary
 from serving.encode import (
     RequestError,
-    bucket_names,
     build_responses,
     encode_requests,
     events_frame,
@@ -123,7 +122,7 @@ def test_responses_rank_real_categories_and_name_buckets(bundle):
         "churn": np.array([[0.1], [0.2]]),
         "trajectory": trajectory,
     }
-    names = bucket_names(bundle.vocab, c1)
+    names = bundle.vocab.bucket_names(c1)
     assert names == ["c1", "c2", "other"]
     model = ModelRef(name="m", version="3", alias="champion", bento_tag="m:abc")
     out = build_responses(requests, enc, outputs, bundle.vocab, names, model, "day", 10)

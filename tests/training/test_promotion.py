@@ -81,16 +81,6 @@ def test_nan_metric_is_refused():
     assert nan_base.to_dict()["baseline"] is None
 
 
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An initialised MLflow SQLite file; tests copy it (migrations take seconds)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture()
 def client(empty_db: Path, tmp_path: Path):
     from mlflow import MlflowClient

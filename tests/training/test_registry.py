@@ -18,16 +18,6 @@ from training.status import status
 METRIC = "recall_at_10"
 
 
-@pytest.fixture(scope="module")
-def empty_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An initialised MLflow SQLite file; tests copy it (migrations take seconds)."""
-    from mlflow import MlflowClient
-
-    path = tmp_path_factory.mktemp("template") / "mlflow.db"
-    MlflowClient(tracking_uri=f"sqlite:///{path}").search_experiments()
-    return path
-
-
 @pytest.fixture()
 def config(empty_db: Path, tmp_path: Path):
     import mlflow
