@@ -8,6 +8,7 @@ test period shapes the index space the model is selected on.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -20,7 +21,8 @@ from core.features import build_features, encode_events, feature_spec
 from core.splits import Splits, make_splits
 from core.vocab import Vocabulary, fit_vocabulary
 
-_HASHED_COLUMNS = ("user_id", "item_id", "category_id", "behavior", "timestamp")
+#: Columns of the fingerprint content hash (see :func:`hash_events`).
+HASHED_COLUMNS = ("user_id", "item_id", "category_id", "behavior", "timestamp")
 
 
 @dataclass(frozen=True)
@@ -58,7 +60,7 @@ def hash_events(events: pd.DataFrame) -> str:
     columns never become Python objects row by row); row hashes are combined per row and
     summed modulo 2**64, so the same rows in another order hash the same.
     """
-    columns = [c for c in _HASHED_COLUMNS if c in events.columns]
+    columns = [c for c in HASHED_COLUMNS if c in events.columns]
     rows = np.zeros(len(events), dtype=np.uint64)
     for col in columns:
         values = events[col]
@@ -69,8 +71,15 @@ def hash_events(events: pd.DataFrame) -> str:
             hashes = pd.util.hash_array(np.asarray(uniques, dtype=object))
             hashed = np.append(hashes, np.uint64(0))[codes]  # code -1 (missing) -> last entry
         rows = rows * np.uint64(1_000_003) ^ hashed
-    total = int(rows.sum(dtype=np.uint64))
-    text = f"{len(events)}:{','.join(columns)}:{total}"
+    return digest_rows(len(events), columns, int(rows.sum(dtype=np.uint64)))
+
+
+def digest_rows(n_rows: int, columns: Sequence[str], total: int) -> str:
+    """Return the content hash of ``n_rows`` rows whose row hashes sum to ``total`` mod 2**64.
+
+    Shared by :func:`hash_events` and the streaming path, which sums row hashes batch by batch.
+    """
+    text = f"{n_rows}:{','.join(columns)}:{total}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

@@ -133,6 +133,29 @@ def encode_arrays(
     return _sort_events(user_codes, user_ids.astype(object), time, cat, beh, vocab)
 
 
+def encode_codes(
+    user_codes: np.ndarray,
+    user_ids: np.ndarray,
+    time_ns: np.ndarray,
+    cat: np.ndarray,
+    beh: np.ndarray,
+    vocab: Vocabulary,
+) -> EncodedEvents:
+    """Sort already-coded events into :class:`EncodedEvents` (the out-of-core entry point).
+
+    Args:
+        user_codes: (E,) int codes into ``user_ids``, which must be ascending.
+        user_ids: (U,) user ids.
+        time_ns: (E,) int64 ns since the epoch, UTC.
+        cat: (E,) vocabulary indices.
+        beh: (E,) behaviour indices.
+        vocab: the vocabulary ``cat`` was encoded with.
+
+    Events of a user keep their (time, input order) order, exactly as :func:`encode_events`.
+    """
+    return _sort_events(user_codes, user_ids, time_ns, cat, beh, vocab)
+
+
 def _sort_events(
     user_codes: np.ndarray,
     user_ids: np.ndarray,

@@ -63,7 +63,12 @@ def _read_parquet(path: Path) -> pd.DataFrame:
     return _strings(table)
 
 
-def _first_line(path: Path) -> str:
+def first_line(path: Path) -> str:
+    """Return the first line of a (possibly compressed) text file, decoded as UTF-8.
+
+    Raises:
+        DataValidationError: if the line is not UTF-8 text.
+    """
     with pa.input_stream(str(path), compression="detect") as stream:
         head = stream.read(_SNIFF_BYTES)
     line = head.split(b"\n", 1)[0].rstrip(b"\r")
@@ -75,7 +80,8 @@ def _first_line(path: Path) -> str:
         ) from exc
 
 
-def _explain_arrow(path: Path, names: Sequence[str], exc: Exception) -> DataValidationError:
+def explain_arrow_error(path: Path, names: Sequence[str], exc: Exception) -> DataValidationError:
+    """Turn an Arrow CSV parse error into a message naming the file, column and likely cause."""
     message = str(exc)
     match = re.search(r"column #(\d+)", message)
     column = ""
@@ -111,7 +117,7 @@ def read_table(path: Path | str, names: Sequence[str] | None = None) -> pd.DataF
     if path.suffix.lower() in PARQUET_SUFFIXES:
         frame = _read_parquet(path)
     else:
-        first = _first_line(path)
+        first = first_line(path)
         if not first.strip():
             raise DataValidationError(f"{path}: file is empty (first line blank)")
         headerless = names is not None and re.match(r"\s*\d", first) is not None
@@ -129,7 +135,7 @@ def read_table(path: Path | str, names: Sequence[str] | None = None) -> pd.DataF
                 ),
             )
         except (pa.ArrowInvalid, UnicodeDecodeError) as exc:
-            raise _explain_arrow(path, columns, exc) from exc
+            raise explain_arrow_error(path, columns, exc) from exc
         frame = _strings(table)
     if frame.empty:
         raise DataValidationError(

@@ -68,12 +68,20 @@ def make_splits(events: pd.DataFrame, split: SplitConfig, features: FeatureConfi
     if len(events) == 0:
         raise ValueError("cannot derive split cutoffs from an empty event log")
     times = pd.to_datetime(events["timestamp"], utc=True)
+    return splits_from_range(times.min(), times.max(), split, features)
+
+
+def splits_from_range(
+    first: pd.Timestamp, last: pd.Timestamp, split: SplitConfig, features: FeatureConfig
+) -> Splits:
+    """Derive and validate the cutoffs from the first and last event times alone.
+
+    Out-of-core callers know only these two times, never the whole frame; see
+    :func:`make_splits` for the rules and errors.
+    """
     span = label_span(features)
     horizon = pd.Timedelta(duration_ns(features.horizon, "features.horizon"), unit="ns")
-    if split.test_cutoff:
-        test = _utc(split.test_cutoff, "split.test_cutoff")
-    else:
-        test = times.max() - horizon
+    test = _utc(split.test_cutoff, "split.test_cutoff") if split.test_cutoff else last - horizon
     val = _utc(split.val_cutoff, "split.val_cutoff") if split.val_cutoff else test - span
     step = pd.Timedelta(
         duration_ns(split.train_step, "split.train_step")
@@ -81,10 +89,10 @@ def make_splits(events: pd.DataFrame, split: SplitConfig, features: FeatureConfi
         else period_ns(features.period),
         unit="ns",
     )
-    last = val - span
-    train = [last - i * step for i in reversed(range(split.n_train_cutoffs))]
+    last_train = val - span
+    train = [last_train - i * step for i in reversed(range(split.n_train_cutoffs))]
     splits = Splits(train=train, val=val, test=test, horizon=horizon)
-    check_splits(splits, times.min(), features)
+    check_splits(splits, first, features)
     return splits
 
 

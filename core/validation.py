@@ -104,7 +104,8 @@ def require_columns(found: Iterable[str], required: Iterable[str], source: str) 
     )
 
 
-def _window_bound(value: str | None, name: str) -> pd.Timestamp | None:
+def window_bound(value: str | None, name: str) -> pd.Timestamp | None:
+    """Parse ``data.<name>`` (ISO, naive means UTC) into a UTC timestamp; ``None`` stays None."""
     if value is None:
         return None
     try:
@@ -162,8 +163,8 @@ def clean_events(
     frame = _drop(frame, frame["behavior"].isna(), "unknown_behavior", report)
     if drop_duplicates:
         frame = _drop(frame, find_duplicates(frame), "duplicate", report)
-    start = _window_bound(config.window_start, "window_start")
-    end = _window_bound(config.window_end, "window_end")
+    start = window_bound(config.window_start, "window_start")
+    end = window_bound(config.window_end, "window_end")
     if start is not None or end is not None:
         outside = pd.Series(False, index=frame.index)
         if start is not None:
@@ -172,7 +173,7 @@ def clean_events(
             outside |= frame["timestamp"] >= end
         frame = _drop(frame, outside, "outside_window", report)
     report.rows_kept = len(frame)
-    _check_share(report, config.max_drop_share)
+    check_drop_share(report, config.max_drop_share)
     return frame
 
 
@@ -200,7 +201,8 @@ def find_duplicates(frame: pd.DataFrame) -> np.ndarray:
     return flags
 
 
-def _check_share(report: ValidationReport, max_share: float) -> None:
+def check_drop_share(report: ValidationReport, max_share: float) -> None:
+    """Raise if more than ``max_share`` of the rows were dropped for data-quality reasons."""
     bad = {r: n for r, n in report.dropped.items() if n and r not in _REQUESTED_REASONS}
     total = sum(bad.values())
     if report.rows_read and total / report.rows_read > max_share:

@@ -40,9 +40,16 @@ def validate(
         str | None, typer.Option(help="Keep events before this UTC ISO time.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    out: Annotated[
+        Path | None,
+        typer.Option(
+            help="Also write the kept rows as canonical events (.parquet or .csv), e.g. for "
+            "`interest data features --streaming --format canonical`."
+        ),
+    ] = None,
 ) -> None:
     """Load PATH, print rows read/kept/dropped per reason; exit 1 if the file is unusable."""
-    from core.loaders import load_events
+    from core.loaders import load_events, write_events
     from core.validation import DataValidationError
 
     overrides = {
@@ -66,3 +73,7 @@ def validate(
         raise fail(str(exc)) from exc
     report = result.report
     typer.echo(json.dumps(report.to_dict(), indent=2) if as_json else report.to_text())
+    if out is not None:
+        write_events(result.events, out)
+        if not as_json:
+            typer.echo(f"wrote {len(result.events):,} canonical events to {out}")

@@ -14,9 +14,10 @@ from typing import Annotated
 import typer
 
 from core.arrays import SequenceArrays
-from core.config import DataFormat
+from core.config import DataFormat, ProjectConfig
 from core.dataset import PreparedData, prepare_dataset
 from core.loaders import load_events
+from core.stream import prepare_streaming
 from interest.common import config_from, echo_err, fail
 
 app = typer.Typer(help="Sequence features.", pretty_exceptions_enable=False)
@@ -83,6 +84,10 @@ def build(
     horizon: Annotated[str | None, typer.Option(help="Label window, e.g. 3D.")] = None,
     max_events: Annotated[int | None, typer.Option(help="Events per sequence (N).")] = None,
     test_cutoff: Annotated[str | None, typer.Option(help="Test cutoff, ISO UTC.")] = None,
+    streaming: Annotated[
+        bool,
+        typer.Option(help="Out of core (canonical files only): shards in out/<split>/part-*.npz."),
+    ] = False,
 ) -> None:
     """Load events, split them by time, and save train/val/test arrays with their artifacts."""
     config = config_from(
@@ -93,6 +98,9 @@ def build(
             "split": {"test_cutoff": test_cutoff},
         },
     )
+    if streaming:
+        _build_streaming(path, out, config, name or path.stem)
+        return
     start = time.perf_counter()
     try:
         loaded = load_events(path, config.data)
@@ -102,4 +110,28 @@ def build(
         raise fail(str(exc)) from exc
     save_prepared(data, out)
     typer.echo(summarize(data, time.perf_counter() - start))
+    typer.echo(f"written     {out}")
+
+
+def _build_streaming(path: Path, out: Path, config: ProjectConfig, name: str) -> None:
+    if config.data.format != "canonical":
+        raise fail(
+            f"{path}: --streaming reads only the canonical format, not {config.data.format!r}; "
+            f"convert it first: interest data validate {path} --format {config.data.format} "
+            "--out events.parquet, then pass events.parquet with --format canonical"
+        )
+    try:
+        report = prepare_streaming(path, config, name, out)
+    except (ValueError, FileNotFoundError) as exc:
+        raise fail(str(exc)) from exc
+    fp = report.fingerprint
+    typer.echo(f"dataset     {fp.dataset} ({fp.rows:,} events, hash {fp.content_hash})")
+    typer.echo(
+        f"rows        read {report.rows_read:,}  kept {report.rows_kept:,}  {report.dropped}"
+    )
+    for split, n in report.samples.items():
+        typer.echo(f"{split:<11} {n:>9,} samples")
+    typer.echo(
+        f"buckets     {report.buckets}  seconds {report.seconds:.1f}  peak {report.peak_rss_mb:,.0f} MB"
+    )
     typer.echo(f"written     {out}")

@@ -59,3 +59,18 @@ def test_validate_real_tmall(runner, shared_data, state_dir):
     result = runner.invoke(app, ["data", "validate", str(path), "--format", "tmall", "--json"])
     assert result.exit_code == 0, result.output
     assert json.loads(result.stdout)["rows_read"] == 125_500
+
+
+def test_validate_out_writes_canonical_events(runner, tmp_path, state_dir):
+    from core.config import DataConfig
+    from core.loaders import load_events
+
+    path, out = tmp_path / "t.csv", tmp_path / "canon.parquet"
+    path.write_text(HEAD + "1,2,3,pv,1511544070\n1,2,3,wink,1511544071\n7,8,9,buy,1511544072\n")
+    args = ["data", "validate", str(path), "--format", "taobao", "--max-drop-share", "0.5"]
+    result = runner.invoke(app, [*args, "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert "wrote 2 canonical events" in result.stdout
+    events = load_events(out, DataConfig(format="canonical")).events
+    assert events["behavior"].tolist() == ["view", "buy"]
+    assert events["user_id"].tolist() == ["1", "7"]
