@@ -22,8 +22,23 @@ import pandas as pd
 import pyarrow as pa
 
 from core.schema import CORE_BEHAVIORS, EVENT_COLUMNS
-from core.synth_events import draw_events, weekday_factors
-from core.synth_truth import SynthTruth, draw_truth, draw_users, id_labels
+from core.synth_events import (
+    Catalog,
+    EventArrays,
+    draw_catalog,
+    draw_events,
+    draw_prices,
+    weekday_factors,
+)
+from core.synth_truth import (
+    InterestWorld,
+    SynthTruth,
+    draw_interest_world,
+    draw_shard_truth,
+    draw_truth,
+    draw_users,
+    id_labels,
+)
 
 _PILOT_USERS = 20_000
 
@@ -133,11 +148,13 @@ class SynthResult:
         events: canonical event frame (``core.schema`` columns and dtypes), sorted by time.
         truth: latent ground truth (daily interests, shifted users, churn days).
         config: the config that produced it.
+        n_sessions: number of sessions (their ids are consecutive).
     """
 
     events: pd.DataFrame
     truth: SynthTruth
     config: SynthConfig
+    n_sessions: int = 0
 
     def behavior_shares(self) -> dict[str, float]:
         """Return the share of each core behaviour among the events."""
@@ -159,7 +176,7 @@ def _strings(table: np.ndarray, codes: np.ndarray) -> pd.api.extensions.Extensio
 
 
 def generate_events(config: SynthConfig) -> SynthResult:
-    """Generate a synthetic event log and its latent ground truth.
+    """Generate a synthetic event log and its latent ground truth, all users at once.
 
     Args:
         config: generator settings; identical configs give identical results.
@@ -170,29 +187,105 @@ def generate_events(config: SynthConfig) -> SynthResult:
     rngs = [np.random.default_rng(s) for s in np.random.SeedSequence(config.seed).spawn(10)]
     # One generator per stage, so changing one stage leaves the others' draws unchanged.
     truth, users = draw_truth(config, rngs[:4])
-    ev, prices = draw_events(config, truth, users, rngs[4:9])
+    # Catalog, item draws and prices share rngs[6] in this order so existing seeds keep
+    # their logs; shards (generate_shard) use separate world and user streams instead.
+    catalog = draw_catalog(config, rngs[6])
+    ev = draw_events(config, truth, users, catalog, rngs[4:9])
+    prices = draw_prices(config, catalog, rngs[6])
     item_names = id_labels("i", config.n_items, 7)[rngs[9].permutation(config.n_items)]
+    return _result(config, truth, ev, item_names, prices, 0)
+
+
+@dataclass(frozen=True)
+class SynthWorld:
+    """What every shard of a config shares: interest world, items, prices and item names."""
+
+    interests: InterestWorld
+    catalog: Catalog
+    prices: np.ndarray
+    item_names: np.ndarray
+
+
+def draw_world(config: SynthConfig) -> SynthWorld:
+    """Draw the shared world of ``config`` from its own seed stream (no user draws)."""
+    seeds = np.random.SeedSequence(config.seed, spawn_key=(10,)).spawn(3)
+    rngs = [np.random.default_rng(s) for s in seeds]
+    catalog = draw_catalog(config, rngs[1])
+    return SynthWorld(
+        interests=draw_interest_world(config, rngs[0]),
+        catalog=catalog,
+        prices=draw_prices(config, catalog, rngs[1]),
+        item_names=id_labels("i", config.n_items, 7)[rngs[2].permutation(config.n_items)],
+    )
+
+
+def generate_shard(
+    config: SynthConfig,
+    world: SynthWorld,
+    shard: int,
+    first_user: int,
+    n_users: int,
+    first_session: int = 0,
+) -> SynthResult:
+    """Generate the events of users ``first_user .. first_user + n_users`` in ``world``.
+
+    Each shard draws its users from its own seed stream (``config.seed``, ``shard``) in the
+    shared world, so it is a statistically faithful sample of the config's users (but not
+    the same draws as :func:`generate_events`); ids continue the global numbering.
+
+    Args:
+        config: generator settings (``n_users`` is the total across all shards).
+        world: :func:`draw_world` of ``config``.
+        shard: shard number; selects the seed stream.
+        first_user: global index of the shard's first user.
+        n_users: users in this shard.
+        first_session: global index of the shard's first session.
+
+    Returns:
+        A :class:`SynthResult` for the shard's users, events sorted by timestamp.
+    """
+    seeds = np.random.SeedSequence(config.seed, spawn_key=(11, shard)).spawn(9)
+    rngs = [np.random.default_rng(s) for s in seeds]
+    truth, users = draw_shard_truth(config, world.interests, rngs[:4], first_user, n_users)
+    ev = draw_events(config, truth, users, world.catalog, rngs[4:])
+    return _result(config, truth, ev, world.item_names, world.prices, first_session)
+
+
+def _result(
+    config: SynthConfig,
+    truth: SynthTruth,
+    ev: EventArrays,
+    item_names: np.ndarray,
+    prices: np.ndarray,
+    first_session: int,
+) -> SynthResult:
+    """Turn integer-coded events into the canonical frame (strings without per-row objects)."""
     start = pd.Timestamp(config.start, tz="UTC").normalize()
     stamps = start.value + ev.seconds * 1_000_000_000
+    n_sessions = int(ev.session.max()) + 1 if ev.session.size else 0
     frame = {
-        "user_id": _strings(config.user_ids(), ev.user),
+        "user_id": _strings(truth.users["user_id"].to_numpy(dtype=object), ev.user),
         "item_id": _strings(item_names, ev.item),
         "category_id": _strings(np.array(truth.categories, dtype=object), ev.category),
         "behavior": _strings(np.array(CORE_BEHAVIORS, dtype=object), ev.behavior),
         "timestamp": pd.DatetimeIndex(stamps.view("M8[ns]")).tz_localize("UTC"),
         "price": prices[ev.item] if config.with_price else np.full(ev.item.size, np.nan),
         "brand": _missing_strings(ev.item.size),
-        "session_id": _session_ids(ev.session),
+        "session_id": _session_ids(ev.session, first_session, first_session + n_sessions),
         "text": _missing_strings(ev.item.size),
     }
     events = pd.DataFrame(frame, columns=list(EVENT_COLUMNS), copy=False)
-    return SynthResult(events=events, truth=truth, config=config)
+    return SynthResult(events=events, truth=truth, config=config, n_sessions=n_sessions)
 
 
-def _session_ids(session: np.ndarray) -> pd.arrays.StringArray:
-    """Return ``s00000042``-style ids (every session index has at least one event)."""
-    n_sessions = int(session.max()) + 1 if session.size else 0
-    return _strings(id_labels("s", n_sessions, max(8, len(str(n_sessions)))), session)
+def _session_ids(session: np.ndarray, first: int, end: int) -> pd.arrays.StringArray:
+    """Return ``s00000042``-style ids numbered from ``first`` (every index has an event).
+
+    The width follows the global count ``end``: numbers never repeat across shards, so the
+    ids stay unique even if a later shard needs one more digit.
+    """
+    labels = id_labels("s", end - first, max(8, len(str(end))), first)
+    return _strings(labels, session)
 
 
 def _missing_strings(n: int) -> pd.arrays.StringArray:

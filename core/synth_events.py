@@ -68,10 +68,17 @@ def _sample_categories(
     return group * leaf_cdf.shape[2] + leaf
 
 
-def _sample_items(
-    config: SynthConfig, category: np.ndarray, rng: np.random.Generator
-) -> tuple[np.ndarray, np.ndarray]:
-    """Zipf popularity within each category; returns (item index, item count per category)."""
+@dataclass(frozen=True)
+class Catalog:
+    """Items every user shares: category of each item and Zipf popularity within it."""
+
+    sizes: np.ndarray  # (K,) items per category
+    offsets: np.ndarray  # (K + 1,) first item index of each category
+    flat: np.ndarray  # (N,) cumulative popularity; category k occupies (k, k + 1]
+
+
+def draw_catalog(config: SynthConfig, rng: np.random.Generator) -> Catalog:
+    """Draw item counts per category and Zipf popularity within each."""
     n_cats = config.n_groups * config.cats_per_group
     sizes = rng.multinomial(config.n_items - n_cats, rng.dirichlet(np.full(n_cats, 2.0))) + 1
     offsets = np.concatenate([[0], np.cumsum(sizes)])
@@ -82,9 +89,19 @@ def _sample_items(
     total = np.repeat(cum[offsets[1:] - 1], sizes) - start
     # Category k occupies (k, k + 1] so one searchsorted serves every category.
     flat = np.repeat(np.arange(n_cats), sizes) + (cum - start) / total
-    query = category + rng.random(category.size)
-    item = np.searchsorted(flat, query, side="right")
-    return np.minimum(item, offsets[category + 1] - 1), sizes
+    return Catalog(sizes=sizes, offsets=offsets, flat=flat)
+
+
+def draw_prices(config: SynthConfig, catalog: Catalog, rng: np.random.Generator) -> np.ndarray:
+    """Draw item prices: a lognormal level per category times a per-item factor."""
+    base = np.repeat(rng.lognormal(3.0, 0.8, catalog.sizes.size), catalog.sizes)
+    return np.round(base * rng.lognormal(0.0, 0.3, config.n_items), 2)
+
+
+def _sample_items(catalog: Catalog, category: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Draw an item of each given category by its popularity."""
+    item = np.searchsorted(catalog.flat, category + rng.random(category.size), side="right")
+    return np.minimum(item, catalog.offsets[category + 1] - 1)
 
 
 def _funnel(
@@ -131,10 +148,14 @@ def _timestamps(
 
 
 def draw_events(
-    config: SynthConfig, truth: SynthTruth, users: UserDraw, rngs: list[np.random.Generator]
-) -> tuple[EventArrays, np.ndarray]:
-    """Generate all events; returns the sorted event arrays and the item price table."""
-    n_users, n_days = config.n_users, config.n_days
+    config: SynthConfig,
+    truth: SynthTruth,
+    users: UserDraw,
+    catalog: Catalog,
+    rngs: list[np.random.Generator],
+) -> EventArrays:
+    """Generate the events of ``truth``'s users, sorted by time (user/session indices local)."""
+    n_users, n_days = users.activity.size, config.n_days
     rate = users.activity[:, None] * weekday_factors(config)[None, :]
     counts = rngs[0].poisson(rate * users.alive(n_days)).ravel()
     cell = np.repeat(np.arange(n_users * n_days), counts)
@@ -150,7 +171,7 @@ def draw_events(
     fresh = np.flatnonzero(fresh)
     category[fresh] = _sample_categories(truth, cdfs, b_user[fresh], b_day[fresh], rngs[1])
     del cdfs
-    item, sizes = _sample_items(config, category, rngs[2])
+    item = _sample_items(catalog, category, rngs[2])
 
     damp = np.ones(b_session.size, dtype=np.float32)
     shift_day = config.shift_day()
@@ -175,7 +196,7 @@ def draw_events(
     keys = np.sort((seconds << index_bits) | np.arange(seconds.size))
     order = keys & ((1 << index_bits) - 1)
     del keys
-    events = EventArrays(
+    return EventArrays(
         user=s_user[e_session][order].astype(np.int32),
         item=item[e_block][order].astype(np.int32),
         category=category[e_block][order].astype(np.int32),
@@ -183,6 +204,3 @@ def draw_events(
         session=e_session[order].astype(np.int64),
         seconds=seconds[order],
     )
-    base = np.repeat(rngs[2].lognormal(3.0, 0.8, sizes.size), sizes)
-    prices = np.round(base * rngs[2].lognormal(0.0, 0.3, config.n_items), 2)
-    return events, prices

@@ -23,9 +23,9 @@ _LOGIT_FLOOR = 0.02
 _BANK_SIZE = 4096
 
 
-def id_labels(prefix: str, n: int, width: int) -> np.ndarray:
-    """Return ``n`` zero-padded ids (``u000042``) as an object array, built in Arrow (fast)."""
-    digits = pc.utf8_lpad(pa.array(np.arange(n)).cast(pa.string()), width, "0")
+def id_labels(prefix: str, n: int, width: int, start: int = 0) -> np.ndarray:
+    """Return ``n`` zero-padded ids from ``start`` (``u000042``) as an object array, via Arrow."""
+    digits = pc.utf8_lpad(pa.array(np.arange(start, start + n)).cast(pa.string()), width, "0")
     return pc.binary_join_element_wise(prefix, digits, "").to_numpy(zero_copy_only=False)
 
 
@@ -42,6 +42,19 @@ class UserDraw:
         days = np.arange(n_days)[None, :]
         end = np.where(self.churn_day < 0, n_days, self.churn_day)[:, None]
         return (days >= self.join_day[:, None]) & (days < end)
+
+
+@dataclass(frozen=True)
+class InterestWorld:
+    """What every user shares: group popularity and the bank of leaf-preference profiles.
+
+    Drawn once per config, so users generated in separate shards live in the same world.
+    """
+
+    group_pop: np.ndarray  # (G,) popularity of each group (sums to 1)
+    pref_bank: np.ndarray  # (G, M, C) float32 leaf-preference profiles per group
+    groups: list[str]
+    categories: list[str]
 
 
 @dataclass
@@ -179,7 +192,7 @@ def _apply_shift(
 
 
 def draw_truth(config: SynthConfig, rngs: list[np.random.Generator]) -> tuple[SynthTruth, UserDraw]:
-    """Draw the whole latent world for ``config`` from four independent generators."""
+    """Draw the whole latent world and all users of ``config`` at once (the in-memory path)."""
     users = draw_users(config, rngs[0], config.n_users)
     n_groups, n_leaves = config.n_groups, config.cats_per_group
     group_pop = _zipf_weights(n_groups, 1.0, rngs[1])
@@ -189,21 +202,80 @@ def draw_truth(config: SynthConfig, rngs: list[np.random.Generator]) -> tuple[Sy
     leaf_pop = np.stack([_zipf_weights(n_leaves, 1.0, rngs[1]) for _ in range(n_groups)])
     n_bank = min(config.n_users, _BANK_SIZE)
     bank = _dirichlet(leaf_pop * n_leaves * config.leaf_concentration, (n_bank,), rngs[1])
-    bank = np.ascontiguousarray(bank.transpose(1, 0, 2))
+    world = InterestWorld(
+        group_pop=group_pop,
+        pref_bank=np.ascontiguousarray(bank.transpose(1, 0, 2)),
+        groups=[f"g{g:02d}" for g in range(n_groups)],
+        categories=[f"g{g:02d}-c{c:02d}" for g in range(n_groups) for c in range(n_leaves)],
+    )
     pref_index = rngs[1].integers(0, n_bank, (config.n_users, n_groups), dtype=np.int32)
-    alive = users.alive(config.n_days)
-    shifted, target, trend = _apply_shift(config, interests, alive, group_pop, rngs[3])
+    return _assemble(config, world, users, interests, pref_index, rngs[3], 0), users
 
-    groups = [f"g{g:02d}" for g in range(n_groups)]
-    categories = [f"g{g:02d}-c{c:02d}" for g in range(n_groups) for c in range(n_leaves)]
+
+def draw_interest_world(config: SynthConfig, rng: np.random.Generator) -> InterestWorld:
+    """Draw group popularity and the leaf-preference bank shared by every shard of ``config``."""
+    n_groups, n_leaves = config.n_groups, config.cats_per_group
+    group_pop = _zipf_weights(n_groups, 1.0, rng)
+    leaf_pop = np.stack([_zipf_weights(n_leaves, 1.0, rng) for _ in range(n_groups)])
+    n_bank = min(config.n_users, _BANK_SIZE)
+    bank = _dirichlet(leaf_pop * n_leaves * config.leaf_concentration, (n_bank,), rng)
+    return InterestWorld(
+        group_pop=group_pop,
+        pref_bank=np.ascontiguousarray(bank.transpose(1, 0, 2)),
+        groups=[f"g{g:02d}" for g in range(n_groups)],
+        categories=[f"g{g:02d}-c{c:02d}" for g in range(n_groups) for c in range(n_leaves)],
+    )
+
+
+def draw_shard_truth(
+    config: SynthConfig,
+    world: InterestWorld,
+    rngs: list[np.random.Generator],
+    first_user: int,
+    n_users: int,
+) -> tuple[SynthTruth, UserDraw]:
+    """Draw users ``first_user .. first_user + n_users`` of ``config`` in a shared ``world``.
+
+    Args:
+        config: generator settings (``config.n_users``, the total, sets the id width).
+        world: the :class:`InterestWorld` every shard shares.
+        rngs: this shard's own users, interests, drift and shift generators.
+        first_user: global index of the first user (ids continue across shards).
+        n_users: users in this shard.
+    """
+    users = draw_users(config, rngs[0], n_users)
+    n_groups = config.n_groups
+    alpha = (config.interest_concentration * n_groups * world.group_pop).astype(np.float64)
+    base = _dirichlet(alpha, (n_users,), rngs[1])
+    interests = _drift_interests(config, base, rngs[2])
+    n_bank = world.pref_bank.shape[1]
+    pref_index = rngs[1].integers(0, n_bank, (n_users, n_groups), dtype=np.int32)
+    return _assemble(config, world, users, interests, pref_index, rngs[3], first_user), users
+
+
+def _assemble(
+    config: SynthConfig,
+    world: InterestWorld,
+    users: UserDraw,
+    interests: np.ndarray,
+    pref_index: np.ndarray,
+    shift_rng: np.random.Generator,
+    first_user: int,
+) -> SynthTruth:
+    """Apply the injected shift and build the :class:`SynthTruth` of these users."""
+    n_users = users.activity.size
+    alive = users.alive(config.n_days)
+    shifted, target, trend = _apply_shift(config, interests, alive, world.group_pop, shift_rng)
+    groups = world.groups
     dates = pd.date_range(config.start, periods=config.n_days, freq="D", tz="UTC")
     churn = pd.array(np.where(users.churn_day < 0, pd.NA, users.churn_day), dtype="Int64")
-    churn_date = pd.Series(pd.NaT, index=range(config.n_users), dtype="datetime64[ns, UTC]")
+    churn_date = pd.Series(pd.NaT, index=range(n_users), dtype="datetime64[ns, UTC]")
     has_churn = users.churn_day >= 0
     churn_date[has_churn] = dates[0] + pd.to_timedelta(users.churn_day[has_churn], unit="D")
+    width = max(6, len(str(config.n_users - 1)))
     frame = pd.DataFrame(
         {
-            "user_id": pd.array(config.user_ids(), dtype=pd.StringDtype()),
+            "user_id": pd.array(id_labels("u", n_users, width, first_user), dtype="string"),
             "activity": users.activity,
             "join_date": dates[0] + pd.to_timedelta(users.join_day, unit="D"),
             "churn_day": churn,
@@ -214,14 +286,13 @@ def draw_truth(config: SynthConfig, rngs: list[np.random.Generator]) -> tuple[Sy
             ),
         }
     )
-    truth = SynthTruth(
+    return SynthTruth(
         users=frame,
         interests=interests,
-        pref_bank=bank,
+        pref_bank=world.pref_bank,
         pref_index=pref_index,
         groups=groups,
-        categories=categories,
+        categories=world.categories,
         dates=dates,
         shift_groups=[groups[g] for g in trend],
     )
-    return truth, users

@@ -1,5 +1,10 @@
 """``interest data generate``: write a synthetic event log and its ground truth.
 
+A ``.parquet`` output whose config has more users than ``--users-per-shard`` is streamed
+shard by shard (:func:`core.synth_stream.write_synthetic_parquet`): bounded memory, rows
+sorted by time within each shard only, and a per-user truth table. Everything else is
+generated in memory, sorted by time, with the per-(user, day) truth.
+
 The lead wires :func:`generate` into the main CLI; :data:`app` exposes it on its own so it
 can be tested with ``typer.testing.CliRunner``.
 """
@@ -15,6 +20,7 @@ import typer
 
 from core.schema import EVENT_COLUMNS
 from core.synth import SynthConfig, SynthResult, generate_events
+from core.synth_stream import SynthStreamSummary, truth_file, write_synthetic_parquet
 
 app = typer.Typer(help="Synthetic e-commerce behaviour logs.", pretty_exceptions_enable=False)
 
@@ -39,7 +45,31 @@ def write_frame(events: pd.DataFrame, path: Path) -> None:
 
 def truth_path(out: Path) -> Path:
     """Return where the ground truth of ``out`` goes: ``<stem>.truth.parquet`` beside it."""
-    return out.with_name(f"{out.stem}.truth.parquet")
+    return truth_file(out)
+
+
+def _lines(
+    n_events: int,
+    active: int,
+    n_users: int,
+    categories: int,
+    span: str,
+    shares: dict[str, float],
+    shifted: int,
+    seconds: float,
+) -> str:
+    share_text = ", ".join(f"{b} {s:.1%}" for b, s in shares.items())
+    return "\n".join(
+        [
+            f"events      {n_events:,}",
+            f"users       {active:,} active of {n_users:,}",
+            f"categories  {categories:,}",
+            f"span        {span}",
+            f"behaviours  {share_text}",
+            f"shifted     {shifted:,} users",
+            f"seconds     {seconds:.1f}",
+        ]
+    )
 
 
 def summarize(result: SynthResult, seconds: float) -> str:
@@ -48,19 +78,34 @@ def summarize(result: SynthResult, seconds: float) -> str:
     span = "empty"
     if len(events):
         span = f"{events['timestamp'].iloc[0]:%Y-%m-%d} .. {events['timestamp'].iloc[-1]:%Y-%m-%d}"
-    shares = ", ".join(f"{b} {s:.1%}" for b, s in result.behavior_shares().items())
-    shifted = int(result.truth.users["shifted"].sum())
-    return "\n".join(
-        [
-            f"events      {len(events):,}",
-            f"users       {events['user_id'].nunique():,} active of {result.config.n_users:,}",
-            f"categories  {events['category_id'].nunique():,}",
-            f"span        {span}",
-            f"behaviours  {shares}",
-            f"shifted     {shifted:,} users",
-            f"seconds     {seconds:.1f}",
-        ]
+    return _lines(
+        len(events),
+        events["user_id"].nunique(),
+        result.config.n_users,
+        events["category_id"].nunique(),
+        span,
+        result.behavior_shares(),
+        int(result.truth.users["shifted"].sum()),
+        seconds,
     )
+
+
+def summarize_stream(summary: SynthStreamSummary) -> str:
+    """Return the :func:`summarize` lines for a streamed log, plus its shard count."""
+    span = "empty"
+    if summary.first is not None and summary.last is not None:
+        span = f"{summary.first:%Y-%m-%d} .. {summary.last:%Y-%m-%d}"
+    lines = _lines(
+        summary.events,
+        summary.active_users,
+        summary.users,
+        summary.categories,
+        span,
+        summary.behavior_shares,
+        summary.shifted,
+        summary.seconds,
+    )
+    return f"{lines}\nshards      {summary.shards:,} (rows sorted by time within each shard)"
 
 
 @app.command("generate")
@@ -90,8 +135,21 @@ def generate(
         float, typer.Option(help="Mean daily hazard of leaving for good.")
     ] = 0.01,
     items: Annotated[int, typer.Option(help="Number of items.")] = 20_000,
+    users_per_shard: Annotated[
+        int,
+        typer.Option(
+            min=1,
+            help="Parquet output with more users than this is streamed in shards of this "
+            "many users (bounded memory, time-sorted per shard, per-user truth). "
+            "CSV output is always generated in memory.",
+        ),
+    ] = 100_000,
 ) -> None:
-    """Generate a synthetic event log and ``<stem>.truth.parquet`` beside it."""
+    """Generate a synthetic event log and ``<stem>.truth.parquet`` beside it.
+
+    Large ``.parquet`` runs stream shard by shard (see ``--users-per-shard``); ``.csv``
+    output is built in memory, so keep it to what fits in RAM.
+    """
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise typer.BadParameter(f"{out}: use a .csv or .parquet suffix", param_hint="--out")
     fields = dict(
@@ -112,6 +170,11 @@ def generate(
             config = SynthConfig(n_users=users, seed=seed, **fields)
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
+    if out.suffix.lower() == ".parquet" and config.n_users > users_per_shard:
+        summary = write_synthetic_parquet(config, out, users_per_shard=users_per_shard)
+        typer.echo(summarize_stream(summary))
+        typer.echo(f"wrote       {out} and {summary.truth_path} (one row per user)")
+        return
     result = generate_events(config)
     write_frame(result.events, out)
     result.truth.save(truth_path(out))
