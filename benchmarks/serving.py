@@ -17,9 +17,7 @@ import argparse
 import asyncio
 import json
 import os
-import signal
 import socket
-import subprocess
 import tempfile
 import time
 from datetime import UTC, datetime, timedelta
@@ -28,6 +26,8 @@ from typing import Any
 
 import httpx
 import numpy as np
+
+from serving.launch import Server
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.json"
 CONCURRENCY = (1, 8, 32)
@@ -78,45 +78,12 @@ def make_bodies(categories: list[str], n: int, events: int = 50, seed: int = 0) 
     return bodies
 
 
-def start_server(home: Path, state: Path, tag: str, port: int, log: Path) -> subprocess.Popen:
+def start_server(home: Path, state: Path, tag: str, port: int, log: Path) -> Server:
     """Start ``bentoml serve`` for ``tag`` on loopback and wait for ``/readyz``."""
-    from interest.bento_cmd import REPO, SERVICE, bentoml_cli
+    from serving.launch import start_server as launch
 
-    env = {
-        **os.environ,
-        "BENTOML_HOME": str(home),
-        "BENTOML_DO_NOT_TRACK": "True",
-        "INTEREST_STATE_DIR": str(state),
-        "INTEREST_BENTO_MODEL": tag,
-        "PYTHONPATH": str(REPO),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
-    }
-    argv = [bentoml_cli(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)]
-    proc = subprocess.Popen(
-        argv, cwd=REPO, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    stop_server(proc)
-    raise RuntimeError(f"service not ready in 180 s:\n{log.read_text()[-3000:]}")
-
-
-def stop_server(proc: subprocess.Popen) -> None:
-    """Stop the server's process group."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(20)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+    env = {"BENTOML_HOME": str(home), "INTEREST_STATE_DIR": str(state), "INTEREST_BENTO_MODEL": tag}
+    return launch(env, log, port, timeout=180)
 
 
 def measure_single(url: str, bodies: list[dict], n: int) -> dict[str, float]:
@@ -235,7 +202,7 @@ def run(bundle: Path | None, n_requests: int, limit_s: float) -> dict[str, Any]:
             sock.bind(("127.0.0.1", 0))
             port = sock.getsockname()[1]
         url = f"http://127.0.0.1:{port}"
-        proc = start_server(root / "bentoml", root / "state", tag, port, root / "server.log")
+        server = start_server(root / "bentoml", root / "state", tag, port, root / "server.log")
         single, concurrent, batched = None, [], None
         try:
             measure_single(url, bodies, 30)  # warm-up
@@ -247,7 +214,7 @@ def run(bundle: Path | None, n_requests: int, limit_s: float) -> dict[str, Any]:
             batches = [{"users": bodies[i : i + BATCH_USERS]} for i in range(0, 64, BATCH_USERS)]
             batched = asyncio.run(_concurrent(url, batches, 4, 60, limit_s, "/predict_batch"))
         finally:
-            stop_server(proc)
+            server.stop()
             if single is None or any(c["errors"] for c in concurrent + [batched or {"errors": 0}]):
                 print((root / "server.log").read_text()[-4000:])
         raw = measure_raw(bundle_dir, bodies, n_requests)

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
-import time
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,33 +19,11 @@ import numpy as np
 import pandas as pd
 
 from core.config import ProjectConfig
+from serving.launch import Server
 
 REPO = Path(__file__).resolve().parents[1]
 BATCH_USERS = 32  # users per /predict_batch call
 MAX_EVENTS_SENT = 200  # most recent events per user in a request
-
-
-@dataclass
-class Server:
-    """A running ``bentoml serve`` child."""
-
-    process: subprocess.Popen[bytes]
-    url: str
-    log: Path
-
-    def stop(self) -> None:
-        """Terminate the server and wait for it."""
-        self.process.terminate()
-        try:
-            self.process.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            self.process.kill()
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def cli(config_env: dict[str, str], *args: str, timeout: float = 900) -> tuple[int, str]:
@@ -81,33 +56,18 @@ def child_env(config: ProjectConfig) -> dict[str, str]:
 
 
 def start_server(config: ProjectConfig, tag: str, timeout: float = 240) -> Server:
-    """Start ``bentoml serve`` for ``tag`` on a free loopback port; wait for ``/readyz``."""
-    from interest.bento_cmd import SERVICE, bentoml_cli, bentoml_env
+    """Start ``bentoml serve`` for ``tag`` on a free loopback port; wait for ``/readyz``.
 
-    port = _free_port()
-    paths = config.paths.resolved()
-    paths.logs.mkdir(parents=True, exist_ok=True)
-    log = paths.logs / f"bentoml-serve-{port}.log"
-    process = subprocess.Popen(
-        [bentoml_cli(), "serve", SERVICE, "--host", "127.0.0.1", "--port", str(port)],
-        cwd=REPO,
-        env=bentoml_env(config, tag),
-        stdout=log.open("wb"),
-        stderr=subprocess.STDOUT,
-    )
-    server = Server(process, f"http://127.0.0.1:{port}", log)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"bentoml serve exited ({process.returncode}); see {log}")
-        try:
-            if httpx.get(f"{server.url}/readyz", timeout=2).status_code == 200:
-                return server
-        except httpx.HTTPError:
-            pass
-        time.sleep(1)
-    server.stop()
-    raise RuntimeError(f"bentoml serve was not ready after {timeout:.0f}s; see {log}")
+    Raises:
+        serving.launch.ServerStartError: it exited or was not ready in time (log tail inside).
+    """
+    from interest.bento_cmd import bentoml_env
+    from serving.launch import free_port
+    from serving.launch import start_server as launch
+
+    port = free_port()
+    log = config.paths.resolved().logs / f"bentoml-serve-{port}.log"
+    return launch(bentoml_env(config, tag), log, port, timeout)
 
 
 def _payload(user: str, frame: pd.DataFrame, cutoff: pd.Timestamp) -> dict[str, Any]:

@@ -8,6 +8,7 @@ The log format is fixed by serving (``serving/predlog.py``): JSONL files named
 from __future__ import annotations
 
 import json
+import logging
 import re
 import shutil
 from datetime import UTC, datetime
@@ -18,6 +19,7 @@ import pandas as pd
 from core.config import ProjectConfig
 from core.profile import PROFILE_COLUMNS
 
+logger = logging.getLogger(__name__)
 REFERENCE_FILE = "reference.parquet"
 _LOG_NAME = re.compile(r"^predictions-(\d{8}T\d{6})-\d+(?:_\d+)?\.jsonl$")
 
@@ -117,23 +119,32 @@ def log_files(directory: Path, until: datetime | None = None) -> list[Path]:
     return files
 
 
-def _read_records(path: Path) -> tuple[list[dict], int]:
-    records, bad = [], 0
-    with path.open(encoding="utf-8", errors="replace") as handle:
-        for line in handle:
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError:
-                # A half-written last line while serving appends, or a damaged line.
-                bad += 1
-                continue
-            if isinstance(record, dict):
-                records.append(record)
-            else:
-                bad += 1
-    return records, bad
+def _parse(line: bytes) -> dict | None:
+    try:
+        record = json.loads(line.decode("utf-8", errors="replace"))
+    except json.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
+def _read_records(path: Path) -> tuple[list[dict], int, int]:
+    """Return a file's records, its damaged lines and its torn last line (0 or 1)."""
+    *lines, tail = path.read_bytes().split(b"\n")
+    parsed = [_parse(line) for line in lines if line.strip()]
+    records = [r for r in parsed if r is not None]
+    bad, torn = len(parsed) - len(records), 0
+    # Serving ends every record with a newline in the same write: an unparseable last line
+    # without one is a write cut short (a killed server) whose request was never answered.
+    if tail.strip():
+        last = _parse(tail)
+        if last is not None:
+            records.append(last)
+        else:
+            torn = 1
+            logger.warning(
+                "prediction log %s: skipped a torn last line (%d bytes)", path, len(tail)
+            )
+    return records, bad, torn
 
 
 def read_prediction_log(
@@ -141,8 +152,10 @@ def read_prediction_log(
 ) -> pd.DataFrame:
     """Read logged predictions with ``since <= logged_at < until`` (naive times mean UTC).
 
-    Lines that are not complete JSON objects (e.g. one being written) are skipped; their
-    count is in ``frame.attrs["skipped_lines"]`` and the files read in ``frame.attrs["files"]``.
+    Lines that are not complete JSON objects are skipped, never raised: their count is in
+    ``frame.attrs["skipped_lines"]``, of which ``frame.attrs["torn_lines"]`` are torn last
+    lines (no final newline: a record being written, or cut short by a killed server; such a
+    record's request was never answered). The files read are in ``frame.attrs["files"]``.
 
     Args:
         directory: the prediction log folder (``paths.prediction_log``).
@@ -157,11 +170,12 @@ def read_prediction_log(
         raise FileNotFoundError(f"prediction log folder {directory} does not exist")
     files = log_files(directory, until)
     records: list[dict] = []
-    skipped = 0
+    skipped = torn = 0
     for path in files:
-        rows, bad = _read_records(path)
+        rows, bad, cut = _read_records(path)
         records.extend(rows)
-        skipped += bad
+        skipped += bad + cut
+        torn += cut
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         frame = pd.DataFrame(columns=["logged_at", *PROFILE_COLUMNS])
@@ -177,5 +191,6 @@ def read_prediction_log(
         keep &= frame["logged_at"] < end
     frame = frame[keep].sort_values("logged_at", kind="stable").reset_index(drop=True)
     frame.attrs["skipped_lines"] = skipped
+    frame.attrs["torn_lines"] = torn
     frame.attrs["files"] = [str(p) for p in files]
     return frame

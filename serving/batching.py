@@ -7,6 +7,13 @@ new requests queue up, and the next call takes everything queued (up to
 (no batching window to wait for); under load the batch grows with the queue. This is the
 same idea as BentoML's batchable APIs, applied to the stacked feature arrays so requests
 are not re-serialised through BentoML's internal proxy.
+
+An optional ``finish`` step runs once per model batch on its own thread, in batch order,
+before any request of that batch is answered: the service builds the responses there and
+writes the batch's prediction-log records with one write. Meanwhile the model thread is
+already computing the next batch, so the step costs latency, not model throughput. Rows
+count as pending until their request is answered, so a slow ``finish`` also ends in 503s
+rather than an unbounded backlog.
 """
 
 from __future__ import annotations
@@ -15,10 +22,13 @@ import asyncio
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import numpy as np
 
 Arrays = dict[str, np.ndarray]
+Finish = Callable[[list[Any], list[Arrays]], list[Any]]
+_Job = tuple[Arrays, int, Any, "asyncio.Future[Any]"]
 
 
 class OverloadedError(RuntimeError):
@@ -31,25 +41,40 @@ class MicroBatcher:
     Args:
         predict: batch function, inputs -> outputs, all arrays with the batch first.
         max_batch_rows: rows per model call (a request larger than this runs alone).
-        max_pending_rows: rows allowed to wait; beyond it :meth:`run` raises.
+        max_pending_rows: rows allowed to wait or be in flight; beyond it :meth:`run` raises.
+        finish: optional ``finish(contexts, outputs) -> results``, one item per request of a
+            model batch (the ``context`` given to :meth:`run` and that request's output
+            rows); its results are what :meth:`run` returns. If it raises, every request of
+            the batch gets the exception.
     """
 
     def __init__(
-        self, predict: Callable[[Arrays], Arrays], max_batch_rows: int, max_pending_rows: int
+        self,
+        predict: Callable[[Arrays], Arrays],
+        max_batch_rows: int,
+        max_pending_rows: int,
+        finish: Finish | None = None,
     ) -> None:
         self._predict = predict
+        self._finish = finish
         self.max_batch_rows = max_batch_rows
         self.max_pending_rows = max_pending_rows
-        self._queue: deque[tuple[Arrays, int, asyncio.Future[Arrays]]] = deque()
+        self._queue: deque[_Job] = deque()
         self._pending_rows = 0
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         # One thread: the model runs one batch at a time, off the event loop.
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="model")
+        # One thread: finish steps run in batch order (the log keeps that order).
+        self._finisher = ThreadPoolExecutor(max_workers=1, thread_name_prefix="finish")
         self.batch_sizes: deque[int] = deque(maxlen=1000)
 
-    async def run(self, inputs: Arrays) -> Arrays:
-        """Return the model outputs for ``inputs`` (rows in the same order).
+    async def run(self, inputs: Arrays, context: Any = None) -> Any:
+        """Return the outputs for ``inputs`` (rows in order), or ``finish``'s result for them.
+
+        Args:
+            inputs: this request's stacked input arrays.
+            context: handed to ``finish`` with this request's outputs.
 
         Raises:
             OverloadedError: too many rows already waiting.
@@ -60,21 +85,41 @@ class MicroBatcher:
         if self._worker is None or self._worker.done():
             self._wake = asyncio.Event()
             self._worker = asyncio.get_running_loop().create_task(self._work())
-        future: asyncio.Future[Arrays] = asyncio.get_running_loop().create_future()
-        self._queue.append((inputs, rows, future))
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._queue.append((inputs, rows, context, future))
         self._pending_rows += rows
         assert self._wake is not None
         self._wake.set()
         return await future
 
-    def _take(self) -> list[tuple[Arrays, int, asyncio.Future[Arrays]]]:
+    def _take(self) -> list[_Job]:
         jobs = [self._queue.popleft()]
         total = jobs[0][1]
         while self._queue and total + self._queue[0][1] <= self.max_batch_rows:
             jobs.append(self._queue.popleft())
             total += jobs[-1][1]
-        self._pending_rows -= total
         return jobs
+
+    def _settle(
+        self, jobs: list[_Job], results: list[Any] | None, exc: BaseException | None
+    ) -> None:
+        self._pending_rows -= sum(rows for _, rows, _, _ in jobs)
+        for i, (_, _, _, future) in enumerate(jobs):
+            if future.done():
+                continue
+            if exc is not None:
+                future.set_exception(exc)
+            else:
+                assert results is not None
+                future.set_result(results[i])
+
+    def _finished(self, jobs: list[_Job], done: asyncio.Future[list[Any]]) -> None:
+        if done.cancelled():
+            self._settle(jobs, None, RuntimeError("the batcher was closed"))
+        elif done.exception() is not None:
+            self._settle(jobs, None, done.exception())
+        else:
+            self._settle(jobs, done.result(), None)
 
     async def _work(self) -> None:
         assert self._wake is not None
@@ -85,7 +130,7 @@ class MicroBatcher:
                 await self._wake.wait()
                 continue
             jobs = self._take()
-            sizes = [rows for _, rows, _ in jobs]
+            sizes = [rows for _, rows, _, _ in jobs]
             self.batch_sizes.append(sum(sizes))
             try:
                 batch = (
@@ -95,18 +140,28 @@ class MicroBatcher:
                 )
                 out = await loop.run_in_executor(self._executor, self._predict, batch)
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
-                for _, _, future in jobs:
-                    if not future.done():
-                        future.set_exception(exc)
+                self._settle(jobs, None, exc)
                 continue
-            start = 0
-            for (_, _, future), stop in zip(jobs, np.cumsum(sizes), strict=True):
-                if not future.done():
-                    future.set_result({k: v[start:stop] for k, v in out.items()})
-                start = int(stop)
+            stops = np.cumsum(sizes).tolist()
+            parts = [
+                {k: v[a:b] for k, v in out.items()}
+                for a, b in zip([0, *stops[:-1]], stops, strict=True)
+            ]
+            if self._finish is None:
+                self._settle(jobs, parts, None)
+                continue
+            contexts = [context for _, _, context, _ in jobs]
+            try:
+                done = loop.run_in_executor(self._finisher, self._finish, contexts, parts)
+            except RuntimeError as exc:  # the finisher was shut down
+                self._settle(jobs, None, exc)
+                continue
+            # Not awaited: the model takes the next batch while this one finishes.
+            done.add_done_callback(lambda f, jobs=jobs: self._finished(jobs, f))
 
     def close(self) -> None:
-        """Stop the worker and the model thread."""
+        """Stop the worker and the model thread; let a running ``finish`` step complete."""
         if self._worker is not None:
             self._worker.cancel()
         self._executor.shutdown(wait=False, cancel_futures=True)
+        self._finisher.shutdown(wait=True, cancel_futures=True)

@@ -1,189 +1,149 @@
 """Append-only, row-rotated JSONL prediction log (serving writes, monitoring reads).
 
-Requests never wait on disk: :meth:`PredictionLog.submit` puts a batch of records on a
-bounded queue and returns at once; a daemon thread writes and flushes each batch. When the
-queue is full or the disk fails, records are dropped and counted, never raised.
-:meth:`PredictionLog.submit_deferred` queues raw items instead: the writer thread turns
-everything queued at once into records with one ``summarise`` call, so the per-request cost
-of building records (a pandas frame per call) leaves the request path and is shared under load.
+Durability contract: a request is answered 200 only after its record is in the kernel.
+:meth:`PredictionLog.write` serialises a batch of records (the service passes one
+micro-batch at a time) and hands the complete lines to the kernel with one ``os.write``
+on a file descriptor opened ``O_APPEND``; there is no Python-side buffer to lose. A killed
+server (even ``SIGKILL``) therefore keeps every record whose ``write`` returned; only a
+write cut short by the kill itself can leave a torn last line, and that line belongs to
+requests that were never answered. Nothing is ``fsync``-ed: records survive the process,
+not a power cut of the host (that would cost milliseconds per batch).
+
+Rotation happens between lines: a file gets at most ``rotate_rows`` rows and a batch that
+does not fit is split at a line boundary, each part written with one ``os.write``. Files are
+created with ``O_EXCL`` and never reopened, so a new process never appends after an old
+process's torn line.
+
+When the log cannot be written (disk full, folder gone) :meth:`write` raises
+:class:`PredictionLogError` naming the file, and the service answers those requests 503
+instead of serving a prediction that leaves no record. A failed write is rolled back
+(``ftruncate`` to the last complete line) or, if that fails too, the file is abandoned and
+the next write starts a new one, so the torn bytes stay at the end of that file.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
-import logging
 import os
-import queue
 import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any
+from typing import Any
 
 from core.hashing import hash_user
 
-__all__ = ["PredictionLog", "hash_user"]
+__all__ = ["PredictionLog", "PredictionLogError", "hash_user"]
 
-logger = logging.getLogger(__name__)
-_STOP = object()
-_MAX_COALESCED = 256  # deferred items summarised per call
+_FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
 
-@dataclass(frozen=True)
-class _Deferred:
-    item: Any
-    rows: int
+class PredictionLogError(RuntimeError):
+    """Records could not be handed to the kernel; the requests must not be answered 200."""
 
 
 class PredictionLog:
-    """Background writer of ``predictions-<UTC yyyymmddTHHMMSS>-<pid>.jsonl`` files.
+    """Synchronous writer of ``predictions-<UTC yyyymmddTHHMMSS>-<pid>[_NNNN].jsonl`` files.
+
+    Thread-safe: concurrent :meth:`write` calls are serialised and never interleave lines.
 
     Args:
         directory: folder of the log files (created when missing).
         rotate_rows: rows per file before a new file is started.
-        max_pending: batches that may wait for the writer before new ones are dropped.
-        summarise: turns deferred items (see :meth:`submit_deferred`) into records; it runs
-            on the writer thread.
     """
 
-    def __init__(
-        self,
-        directory: Path,
-        rotate_rows: int,
-        max_pending: int = 1024,
-        summarise: Callable[[list[Any]], list[dict[str, Any]]] | None = None,
-    ) -> None:
+    def __init__(self, directory: Path, rotate_rows: int) -> None:
+        if rotate_rows < 1:
+            raise ValueError(f"rotate_rows must be >= 1, got {rotate_rows}")
         self.directory = Path(directory)
-        self._summarise = summarise
         self.rotate_rows = rotate_rows
-        self.written = 0
-        self.dropped = 0
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=max_pending)
-        self._file: IO[str] | None = None
+        self.written = 0  # records handed to the kernel
+        self.failed = 0  # records whose write raised PredictionLogError
+        self.path: Path | None = None  # the file being appended to
+        self._fd: int | None = None
         self._rows_in_file = 0
-        self._thread = threading.Thread(target=self._run, name="prediction-log", daemon=True)
-        self._thread.start()
+        self._bytes_in_file = 0
+        self._lock = threading.Lock()
 
-    def submit(self, records: list[dict[str, Any]]) -> bool:
-        """Queue records for writing without blocking.
-
-        Returns:
-            ``False`` when the records were dropped because the writer is behind.
-        """
-        if not records:
-            return True
-        try:
-            self._queue.put_nowait(records)
-        except queue.Full:
-            self.dropped += len(records)
-            return False
-        return True
-
-    def submit_deferred(self, item: Any, rows: int) -> bool:
-        """Queue an item that ``summarise`` turns into ``rows`` records on the writer thread.
-
-        Returns:
-            ``False`` when the item was dropped because the writer is behind.
+    def write(self, records: list[dict[str, Any]]) -> None:
+        """Append ``records`` and return once every line is in the kernel.
 
         Raises:
-            RuntimeError: if the log was created without ``summarise``.
+            PredictionLogError: a record is not JSON-serialisable or the file cannot be
+                created or written; none of the records that failed is in the log.
         """
-        if self._summarise is None:
-            raise RuntimeError("PredictionLog needs summarise= to accept deferred items")
-        try:
-            self._queue.put_nowait(_Deferred(item, rows))
-        except queue.Full:
-            self.dropped += rows
-            return False
-        return True
-
-    def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until every queued record is on disk (tests, shutdown); ``False`` on timeout."""
-        deadline = time.monotonic() + timeout
-        while self._queue.unfinished_tasks and time.monotonic() < deadline:
-            time.sleep(0.005)
-        return not self._queue.unfinished_tasks
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Write what is queued, stop the writer thread and close the file."""
-        self.flush(timeout)
-        try:
-            self._queue.put(_STOP, timeout=timeout)
-        except queue.Full:
+        if not records:
             return
-        self._thread.join(timeout)
-
-    def _run(self) -> None:
-        pending: Any = None
-        while True:
-            item = pending if pending is not None else self._queue.get()
-            pending, taken = None, 1
-            if isinstance(item, _Deferred):
-                items = [item]
-                # Coalesce what queued meanwhile; keep the first non-deferred for next round.
-                while len(items) < _MAX_COALESCED and pending is None:
-                    try:
-                        following = self._queue.get_nowait()
-                    except queue.Empty:
-                        break
-                    taken += 1
-                    if isinstance(following, _Deferred):
-                        items.append(following)
-                    else:
-                        pending, taken = following, taken - 1
-                item = items
+        try:
+            lines = [(json.dumps(r, default=str, allow_nan=True) + "\n").encode() for r in records]
+        except (TypeError, ValueError) as exc:
+            self.failed += len(records)
+            raise PredictionLogError(
+                f"prediction log: a record is not serialisable: {exc}"
+            ) from exc
+        with self._lock:
+            done = 0
             try:
-                if item is _STOP:
-                    self._close_file()
-                    return
-                if isinstance(item, list) and item and isinstance(item[0], _Deferred):
-                    self._write_deferred(item)
-                else:
-                    self._write(item)
-            except Exception:  # noqa: BLE001 - the writer must survive any bad batch
-                rows = sum(d.rows for d in item) if isinstance(item[0], _Deferred) else len(item)
-                self.dropped += rows
-                logger.exception("prediction log: dropped %d records", rows)
-            finally:
-                for _ in range(taken):
-                    self._queue.task_done()
+                while done < len(lines):
+                    fd = self._current_fd()
+                    room = self.rotate_rows - self._rows_in_file
+                    chunk = lines[done : done + room]
+                    self._append(fd, b"".join(chunk))
+                    self._rows_in_file += len(chunk)
+                    self.written += len(chunk)
+                    done += len(chunk)
+            except OSError as exc:
+                self.failed += len(lines) - done
+                raise PredictionLogError(
+                    f"prediction log: cannot write {len(lines) - done} records to "
+                    f"{self.path or self.directory}: {exc}"
+                ) from exc
 
-    def _write_deferred(self, items: list[_Deferred]) -> None:
-        assert self._summarise is not None
-        self._write(self._summarise([d.item for d in items]))
+    def close(self) -> None:
+        """Close the current file (records already written stay; nothing is buffered)."""
+        with self._lock:
+            self._close_fd()
 
-    def _write(self, records: list[dict[str, Any]]) -> None:
-        lines = [json.dumps(r, default=str, allow_nan=True) + "\n" for r in records]
-        while lines:
-            handle = self._current_file()
-            room = self.rotate_rows - self._rows_in_file
-            chunk, lines = lines[:room], lines[room:]
-            handle.write("".join(chunk))
-            self._rows_in_file += len(chunk)
-            self.written += len(chunk)
-        # One flush per batch: a request that got 200 is on disk moments later.
-        if self._file is not None:
-            self._file.flush()
+    def _append(self, fd: int, data: bytes) -> None:
+        view, sent = memoryview(data), 0
+        try:
+            while sent < len(data):  # a regular file rarely takes less; finish the chunk
+                sent += os.write(fd, view[sent:])
+        except OSError:
+            self._roll_back(fd)
+            raise
+        self._bytes_in_file += sent
 
-    def _current_file(self) -> IO[str]:
-        if self._file is not None and self._rows_in_file < self.rotate_rows:
-            return self._file
-        self._close_file()
+    def _roll_back(self, fd: int) -> None:
+        # Cut a partly written chunk back to the last complete line; failing that, leave
+        # the torn tail as the last line of an abandoned file.
+        try:
+            os.ftruncate(fd, self._bytes_in_file)
+        except OSError:
+            self._close_fd()
+
+    def _current_fd(self) -> int:
+        if self._fd is not None and self._rows_in_file < self.rotate_rows:
+            return self._fd
+        self._close_fd()
         self.directory.mkdir(parents=True, exist_ok=True)
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        path = self.directory / f"predictions-{stamp}-{os.getpid()}.jsonl"
-        serial = 0
-        while path.exists():  # rotating twice within one second; "_" sorts after "."
-            serial += 1
-            path = self.directory / f"predictions-{stamp}-{os.getpid()}_{serial:04d}.jsonl"
-        self._file = path.open("a", encoding="utf-8")
-        self._rows_in_file = 0
-        return self._file
+        base, serial = f"predictions-{stamp}-{os.getpid()}", 0
+        while True:
+            # Rotating twice within one second gets a serial; "_" sorts after ".".
+            name = f"{base}.jsonl" if serial == 0 else f"{base}_{serial:04d}.jsonl"
+            try:
+                self._fd = os.open(self.directory / name, _FLAGS, 0o644)
+                break
+            except FileExistsError:
+                serial += 1
+        self.path = self.directory / name
+        self._rows_in_file = self._bytes_in_file = 0
+        return self._fd
 
-    def _close_file(self) -> None:
-        if self._file is not None:
-            self._file.flush()
-            self._file.close()
-            self._file = None
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            fd, self._fd = self._fd, None
+            # Nothing is buffered in Python: a failing close loses no written record.
+            with contextlib.suppress(OSError):
+                os.close(fd)

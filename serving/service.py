@@ -6,6 +6,12 @@ model is loaded and warmed), ``/metrics`` (Prometheus) and OpenAPI docs at ``/``
 
 The model is the BentoML model ``INTEREST_BENTO_MODEL`` (default
 ``<ServingConfig.bento_model>:latest``) in the store at ``BENTOML_HOME``.
+
+Every 200 from ``/predict`` or ``/predict_batch`` has its prediction-log record (matched by
+the ``request_id`` of each prediction) in the kernel before the response is sent: the
+batcher's finish step builds a micro-batch's responses and records and writes the records
+with one ``os.write`` (``serving/predlog.py``). If the log cannot be written, those requests
+get a 503 naming the log problem rather than an answer that leaves no record.
 """
 
 from __future__ import annotations
@@ -32,7 +38,7 @@ from serving.encode import (
     log_records,
 )
 from serving.limits import RequestGuard
-from serving.predlog import PredictionLog
+from serving.predlog import PredictionLog, PredictionLogError
 from serving.schemas import (
     BatchRequest,
     BatchResponse,
@@ -51,8 +57,9 @@ OOV_EVENTS = bentoml.metrics.Counter(
 REJECTED = bentoml.metrics.Counter(
     name="interest_rejected_requests", documentation="4xx/503 answers", labelnames=["reason"]
 )
-PREDLOG_DROPPED = bentoml.metrics.Counter(
-    name="interest_predlog_dropped", documentation="Prediction-log records dropped"
+PREDLOG_FAILED = bentoml.metrics.Counter(
+    name="interest_predlog_failed",
+    documentation="Predictions answered 503 because their log record could not be written",
 )
 
 
@@ -92,15 +99,14 @@ class InterestService:
         )
         spec = self.bundle.spec
         self.buckets = self.bundle.vocab.bucket_names(spec.n_buckets)
+        self.predlog = PredictionLog(
+            config.paths.resolved().prediction_log, self.config.log_rotate_rows
+        )
         self.batcher = MicroBatcher(
             self.bundle.predict,
             max_batch_rows=self.config.max_batch_users,
             max_pending_rows=self.config.max_batch_users * 16,
-        )
-        self.predlog = PredictionLog(
-            config.paths.resolved().prediction_log,
-            self.config.log_rotate_rows,
-            summarise=self._log_rows,
+            finish=self._finish_batch,
         )
         self._ready = False
         started = time.perf_counter()
@@ -130,45 +136,46 @@ class InterestService:
         encoded = await asyncio.to_thread(
             encode_requests, requests, self.bundle, self.config, now, prefixes
         )
-        outputs = await self.batcher.run(encoded.arrays.inputs())
-        responses = build_responses(
-            requests,
-            encoded,
-            outputs,
-            self.bundle.vocab,
-            self.buckets,
-            self.model_ref,
-            self.bundle.feature_config.period,
-            self.config.top_k,
-        )
+        responses = await self.batcher.run(encoded.arrays.inputs(), (requests, encoded))
         OOV_EVENTS.inc(sum(encoded.oov_events))
-        # Records are built on the log's writer thread, many requests per call.
-        if not self.predlog.submit_deferred(
-            (encoded, responses, datetime.now(UTC)), len(responses)
-        ):
-            PREDLOG_DROPPED.inc(len(responses))
         return responses
 
-    def _log_rows(self, items: list[tuple[Encoded, list[PredictResponse], datetime]]) -> list:
-        # Runs on the prediction-log thread; must never raise into it.
-        try:
-            encoded = Encoded(
-                arrays=SequenceArrays.concat([e.arrays for e, _, _ in items]),
-                cutoffs=[c for e, _, _ in items for c in e.cutoffs],
-                oov_events=[n for e, _, _ in items for n in e.oov_events],
-                request_ids=[r for e, _, _ in items for r in e.request_ids],
+    def _finish_batch(
+        self, jobs: list[tuple[list[PredictRequest], Encoded]], outputs: list[dict[str, Any]]
+    ) -> list[list[PredictResponse]]:
+        # Runs on the batcher's finish thread, once per model batch: responses for every
+        # request, then all their log records in one write, before any of them is answered.
+        answered = [
+            build_responses(
+                requests,
+                encoded,
+                out,
+                self.bundle.vocab,
+                self.buckets,
+                self.model_ref,
+                self.bundle.feature_config.period,
+                self.config.top_k,
             )
-            responses = [r for _, answered, _ in items for r in answered]
-            records = log_records(encoded, responses, self.bundle.vocab, items[0][2])
-        except Exception:  # noqa: BLE001 - logging must never fail a prediction
-            rows = sum(len(answered) for _, answered, _ in items)
-            logger.exception("prediction log: could not summarise %d samples", rows)
-            PREDLOG_DROPPED.inc(rows)
-            return []
-        stamps = [at.isoformat() for _, answered, at in items for _ in answered]
-        for record, stamp in zip(records, stamps, strict=True):
-            record["logged_at"] = stamp
-        return records
+            for (requests, encoded), out in zip(jobs, outputs, strict=True)
+        ]
+        rows = sum(len(r) for r in answered)
+        try:
+            records = log_records(
+                _merge([e for _, e in jobs]),
+                [r for batch in answered for r in batch],
+                self.bundle.vocab,
+                datetime.now(UTC),
+            )
+            self.predlog.write(records)
+        except PredictionLogError:
+            PREDLOG_FAILED.inc(rows)
+            logger.exception("prediction log: %d predictions answered 503", rows)
+            raise
+        except Exception as exc:  # a record that cannot be built cannot be written either
+            PREDLOG_FAILED.inc(rows)
+            logger.exception("prediction log: could not build %d records", rows)
+            raise PredictionLogError(f"prediction log: cannot build records: {exc}") from exc
+        return answered
 
     async def _guarded(self, requests: list[PredictRequest], prefixes: list[str]) -> Any:
         try:
@@ -177,6 +184,8 @@ class InterestService:
             return _error(400, exc.field, exc.message)
         except OverloadedError as exc:
             return _error(503, "body", f"overloaded, retry later ({exc})")
+        except PredictionLogError as exc:
+            return _error(503, "prediction_log", f"not answered: {exc}")
 
     @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
     async def predict(self, **request: Any) -> PredictResponse:
@@ -213,9 +222,20 @@ class InterestService:
 
     @bentoml.on_shutdown
     def close(self) -> None:
-        """Write the queued prediction-log records and stop the model thread."""
-        self.predlog.close()
+        """Stop the model thread, let a running finish step write, close the log."""
         self.batcher.close()
+        self.predlog.close()
+
+
+def _merge(parts: list[Encoded]) -> Encoded:
+    if len(parts) == 1:
+        return parts[0]
+    return Encoded(
+        arrays=SequenceArrays.concat([e.arrays for e in parts]),
+        cutoffs=[c for e in parts for c in e.cutoffs],
+        oov_events=[n for e in parts for n in e.oov_events],
+        request_ids=[r for e in parts for r in e.request_ids],
+    )
 
 
 def _finite(value: Any) -> float | None:

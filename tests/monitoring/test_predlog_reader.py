@@ -20,6 +20,18 @@ def _write(path: Path, records: list[dict], tail: str = "") -> None:
     path.write_text("".join(json.dumps(r) + "\n" for r in records) + tail)
 
 
+def test_torn_last_lines_are_counted_apart_from_damaged_lines(tmp_path: Path) -> None:
+    first = tmp_path / "predictions-20240101T000000-11.jsonl"
+    _write(first, [_record("2024-01-01T00:30:00Z", 0)], '[1, 2]\n{"broken\n')
+    with first.open("a") as handle:
+        handle.write(json.dumps(_record("2024-01-01T00:40:00Z", 1)) + '\n{"logged_at": "20')
+    second = tmp_path / "predictions-20240101T010000-12.jsonl"
+    _write(second, [], json.dumps(_record("2024-01-01T01:30:00Z", 2)))  # whole, no newline
+    frame = read_prediction_log(tmp_path)
+    assert frame["request_id"].tolist() == ["r0", "r1", "r2"]
+    assert (frame.attrs["skipped_lines"], frame.attrs["torn_lines"]) == (3, 1)
+
+
 def test_window_over_rotated_files_skips_truncated_line(tmp_path: Path) -> None:
     _write(
         tmp_path / "predictions-20240101T000000-11.jsonl",
@@ -35,7 +47,7 @@ def test_window_over_rotated_files_skips_truncated_line(tmp_path: Path) -> None:
         tmp_path, datetime(2024, 1, 1, 1, tzinfo=UTC), datetime(2024, 1, 1, 3)
     )
     assert frame["request_id"].tolist() == ["r1", "r2"]
-    assert frame.attrs["skipped_lines"] == 1
+    assert frame.attrs["skipped_lines"] == frame.attrs["torn_lines"] == 1
     assert len(frame.attrs["files"]) == 2
     everything = read_prediction_log(tmp_path)
     assert everything["request_id"].tolist() == ["r0", "r1", "r2", "r3"]

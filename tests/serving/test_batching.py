@@ -90,3 +90,86 @@ def test_too_many_pending_rows_raise_overloaded():
 
     asyncio.run(main())
     batcher.close()
+
+
+def test_finish_runs_once_per_batch_before_any_request_is_answered():
+    calls: list[int] = []
+    gate, finishing = threading.Event(), threading.Event()
+    seen: list[tuple[list, list[int]]] = []
+
+    def finish(contexts, outputs):
+        seen.append((list(contexts), [o["y"].shape[0] for o in outputs]))
+        finishing.set()
+        gate.wait(5)
+        return [f"{c}:{o['y'].sum()}" for c, o in zip(contexts, outputs, strict=True)]
+
+    batcher = MicroBatcher(_slow_double(calls), 100, 1000, finish=finish)
+
+    async def main():
+        jobs = [asyncio.ensure_future(batcher.run({"x": np.full(n, n)}, f"r{n}")) for n in (1, 2)]
+        while not finishing.is_set():
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(0.05)
+        waiting = [not job.done() for job in jobs]
+        gate.set()
+        return waiting, await asyncio.gather(*jobs)
+
+    waiting, results = asyncio.run(main())
+    batcher.close()
+    assert waiting == [True, True]  # nobody is answered while the batch's finish runs
+    assert calls == [3] and seen == [(["r1", "r2"], [1, 2])]
+    assert results == ["r1:2", "r2:8"]
+
+
+def test_model_runs_the_next_batch_while_the_previous_one_finishes():
+    calls: list[int] = []
+    gate = threading.Event()
+
+    def finish(contexts, outputs):
+        gate.wait(5)
+        return contexts
+
+    batcher = MicroBatcher(_slow_double(calls), 100, 1000, finish=finish)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.run({"x": np.zeros(1)}, "a"))
+        await asyncio.sleep(0.05)
+        second = asyncio.ensure_future(batcher.run({"x": np.zeros(2)}, "b"))
+        for _ in range(200):
+            if len(calls) == 2:
+                break
+            await asyncio.sleep(0.01)
+        predicted = list(calls)
+        gate.set()
+        return predicted, await first, await second
+
+    predicted, first, second = asyncio.run(main())
+    batcher.close()
+    assert predicted == [1, 2] and (first, second) == ("a", "b")
+
+
+def test_finish_errors_reach_the_batch_and_rows_stay_pending_until_answered():
+    gate = threading.Event()
+    state = {"fail": True}
+
+    def finish(contexts, outputs):
+        gate.wait(5)
+        if state["fail"]:
+            raise OSError("disk full")
+        return contexts
+
+    batcher = MicroBatcher(lambda inputs: inputs, 10, 3, finish=finish)
+
+    async def main():
+        held = asyncio.ensure_future(batcher.run({"x": np.zeros(2)}, "held"))
+        await asyncio.sleep(0.05)
+        with pytest.raises(OverloadedError):  # the 2 rows in finish still count
+            await batcher.run({"x": np.zeros(2)})
+        gate.set()
+        with pytest.raises(OSError, match="disk full"):
+            await held
+        state["fail"] = False
+        return await batcher.run({"x": np.zeros(3)}, "after")
+
+    assert asyncio.run(main()) == "after"
+    batcher.close()

@@ -4,10 +4,6 @@ a real ``bentoml serve`` whose answers equal the registry model's own prediction
 from __future__ import annotations
 
 import json
-import os
-import signal
-import socket
-import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -20,12 +16,6 @@ import pytest
 pytestmark = pytest.mark.slow
 
 MODEL = "interest-evolution"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")
@@ -78,41 +68,18 @@ def served(registered, tmp_path_factory):
     result = CliRunner().invoke(bento_cmd.app, ["import", "--alias", "champion"], env=env)
     assert result.exit_code == 0, result.output
     tag = result.stdout.strip().splitlines()[-1]
-    port = _free_port()
+    from serving.launch import ServerStartError, start_server
+
     child_env = {**bento_cmd.bentoml_env(registered["config"], tag), **env}
     log_path = tmp_path_factory.mktemp("serve") / "server.log"
-    log = log_path.open("w")
-    argv = [bento_cmd.bentoml_cli(), "serve", bento_cmd.SERVICE, "--port", str(port)]
-    proc = subprocess.Popen(
-        argv, cwd=bento_cmd.REPO, env=child_env, stdout=log, stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(proc, url, log_path)
-        yield {**registered, "url": url, "tag": tag}
+        server = start_server(child_env, log_path, timeout=120)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield {**registered, "url": server.url, "tag": tag}
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # bentoml serve runs its worker in the group
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 120) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"service not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+        server.stop()
 
 
 def _events(categories: list[str], n: int) -> list[dict]:

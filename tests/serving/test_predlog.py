@@ -1,11 +1,14 @@
-"""Prediction log: rotation by rows, flushing, bounded queue, never raising."""
+"""Prediction log: synchronous appends, one os.write per file chunk, rotation between lines."""
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 
-from serving.predlog import PredictionLog, hash_user
+import pytest
+
+from serving.predlog import PredictionLog, PredictionLogError, hash_user
 
 
 def _rows(directory):
@@ -13,55 +16,99 @@ def _rows(directory):
     return files, [json.loads(line) for f in files for line in f.read_text().splitlines()]
 
 
+def _count_writes(monkeypatch):
+    calls: list[int] = []
+    real = os.write
+
+    def counted(fd, data):
+        calls.append(len(data))
+        return real(fd, data)
+
+    monkeypatch.setattr(os, "write", counted)
+    return calls
+
+
 def test_records_are_written_in_order_and_rotated_by_rows(tmp_path):
     log = PredictionLog(tmp_path / "log", rotate_rows=3)
-    log.submit([{"i": i} for i in range(5)])
-    log.submit([{"i": 5}])
-    log.submit([{"i": i} for i in range(6, 8)])
-    assert log.flush()
+    log.write([{"i": i} for i in range(5)])
+    log.write([{"i": 5}])
+    log.write([{"i": i} for i in range(6, 8)])
     files, rows = _rows(tmp_path / "log")
     assert [r["i"] for r in rows] == list(range(8))
     assert [len(f.read_text().splitlines()) for f in files] == [3, 3, 2]
-    assert all(f.name.startswith("predictions-") for f in files)
-    assert log.written == 8 and log.dropped == 0
+    assert all(f.read_bytes().endswith(b"\n") for f in files)
+    assert log.written == 8 and log.failed == 0 and log.path == files[-1]
     log.close()
 
 
-def test_flushed_records_are_readable_before_close(tmp_path):
+def test_a_batch_is_one_os_write_per_file_and_readable_when_write_returns(tmp_path, monkeypatch):
+    calls = _count_writes(monkeypatch)
+    log = PredictionLog(tmp_path, rotate_rows=4)
+    log.write([{"a": i} for i in range(3)])
+    assert len(calls) == 1
+    assert [r["a"] for r in _rows(tmp_path)[1]] == [0, 1, 2]  # no flush, no close needed
+    log.write([{"a": i} for i in range(3, 6)])  # 1 row fits, 2 go to a new file
+    assert len(calls) == 3
+    files, rows = _rows(tmp_path)
+    assert [r["a"] for r in rows] == list(range(6)) and len(files) == 2
+    log.close()
+
+
+def test_short_writes_are_completed(tmp_path, monkeypatch):
+    real = os.write
+    monkeypatch.setattr(os, "write", lambda fd, data: real(fd, bytes(data[:7])))
     log = PredictionLog(tmp_path, rotate_rows=100)
-    log.submit([{"a": 1}])
-    assert log.flush()
-    assert _rows(tmp_path)[1] == [{"a": 1}]
+    log.write([{"text": "x" * 40, "i": i} for i in range(3)])
+    assert [r["i"] for r in _rows(tmp_path)[1]] == [0, 1, 2]
     log.close()
 
 
-def test_full_queue_drops_and_counts_instead_of_blocking(tmp_path):
-    gate = threading.Event()
-    log = PredictionLog(tmp_path, rotate_rows=100, max_pending=1)
-    original = log._write
-    log._write = lambda records: (gate.wait(5), original(records))
-    assert log.submit([{"a": 1}])  # taken by the writer, which now waits on the gate
-    for _ in range(200):  # wait until the writer holds it so the queue is empty again
-        if log._queue.empty():
-            break
-        threading.Event().wait(0.01)
-    assert log.submit([{"a": 2}])  # fills the single slot
-    assert not log.submit([{"a": 3}, {"a": 4}])
-    assert log.dropped == 2
-    gate.set()
-    assert log.flush()
-    assert [r["a"] for r in _rows(tmp_path)[1]] == [1, 2]
-    log.close()
-
-
-def test_unserialisable_or_failing_batches_are_counted_not_raised(tmp_path):
+def test_unwritable_folder_raises_naming_it_and_counts(tmp_path):
     target = tmp_path / "file-not-dir"
     target.write_text("")
     log = PredictionLog(target, rotate_rows=10)  # mkdir fails: the path is a file
-    assert log.submit([{"a": 1}, {"a": 2}])
-    assert log.flush()
-    assert log.dropped == 2 and log.written == 0
+    with pytest.raises(PredictionLogError, match="file-not-dir"):
+        log.write([{"a": 1}, {"a": 2}])
+    assert log.failed == 2 and log.written == 0
     log.close()
+
+
+def test_unserialisable_record_raises_and_writes_nothing(tmp_path):
+    loop: dict = {}
+    loop["self"] = loop
+    log = PredictionLog(tmp_path, rotate_rows=10)
+    with pytest.raises(PredictionLogError, match="not serialisable"):
+        log.write([{"a": 1}, loop])
+    assert _rows(tmp_path)[1] == [] and log.failed == 2
+    log.close()
+
+
+def test_concurrent_writers_never_interleave_lines(tmp_path):
+    log = PredictionLog(tmp_path, rotate_rows=37)
+
+    def writer(t: int) -> None:
+        for n in range(40):
+            log.write([{"t": t, "n": n, "pad": "y" * (n * 13)} for _ in range(3)])
+
+    threads = [threading.Thread(target=writer, args=(t,)) for t in range(6)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    files, rows = _rows(tmp_path)
+    assert len(rows) == 6 * 40 * 3 == log.written
+    assert all(len(f.read_text().splitlines()) <= 37 for f in files)
+    log.close()
+
+
+def test_a_second_log_in_the_same_second_never_appends_to_the_first(tmp_path):
+    first, second = PredictionLog(tmp_path, 10), PredictionLog(tmp_path, 10)
+    first.write([{"w": 1}])
+    second.write([{"w": 2}])
+    assert first.path != second.path
+    assert [len(f.read_text().splitlines()) for f in _rows(tmp_path)[0]] == [1, 1]
+    first.close()
+    second.close()
 
 
 def test_user_hash_is_16_hex_and_stable():

@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -21,12 +19,6 @@ pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parents[2]
 MODEL_NAME = "interest-evolution"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _frame(seed: int = 0) -> pd.DataFrame:
@@ -48,9 +40,12 @@ def _frame(seed: int = 0) -> pd.DataFrame:
     )
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory):
-    """Bundle an untrained small model, import it into a temp BentoML home, serve it."""
+def small_store(tmp: Path) -> tuple[Path, Path, str]:
+    """Bundle an untrained small model and import it into a BentoML home under ``tmp``.
+
+    Returns:
+        The bundle folder, the BentoML home and the imported model's tag.
+    """
     from core.bundle import save_bundle
     from core.config import FeatureConfig
     from core.features import feature_spec
@@ -59,7 +54,6 @@ def deployed(tmp_path_factory):
     from training.model import build_model
     from training.model_config import ModelConfig
 
-    tmp = tmp_path_factory.mktemp("e2e")
     fc = FeatureConfig(max_events=20, n_periods=3, top_categories=5, future_periods=2)
     vocab = fit_vocabulary(_frame(), fc)
     spec = feature_spec(vocab, fc)
@@ -75,58 +69,41 @@ def deployed(tmp_path_factory):
     save_bundle(bundle_dir, build_model(small, spec), vocab, fc, spec, metadata, None)
     home = tmp / "bentoml"
     tag = import_bundle(bundle_dir, MODEL_NAME, labels={"alias": "champion"}, home=home)
+    return bundle_dir, home, tag
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """Bundle an untrained small model, import it into a temp BentoML home, serve it."""
+    from serving.launch import ServerStartError, start_server, stop_server
+
+    tmp = tmp_path_factory.mktemp("e2e")
+    bundle_dir, home, tag = small_store(tmp)
     state = tmp / "state"
     config = tmp / "config.yaml"
     config.write_text(
         "serving:\n  max_events: 30\n  max_body_bytes: 20000\n  log_rotate_rows: 1000\n"
     )
-    port = _free_port()
     env = {
-        **os.environ,
         "BENTOML_HOME": str(home),
-        "BENTOML_DO_NOT_TRACK": "True",
         "INTEREST_STATE_DIR": str(state),
         "INTEREST_CONFIG": str(config),
         "INTEREST_BENTO_MODEL": tag,
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "TF_CPP_MIN_LOG_LEVEL": "2",
     }
-    bentoml_cli = Path(sys.executable).parent / "bentoml"
-    log = (tmp / "server.log").open("w")
-    proc = subprocess.Popen(
-        [str(bentoml_cli), "serve", "serving.service:InterestService", "--port", str(port)],
-        cwd=REPO,
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    url = f"http://127.0.0.1:{port}"
     try:
-        _wait_ready(proc, url, tmp / "server.log")
-        yield {"url": url, "bundle_dir": bundle_dir, "state": state, "tag": tag, "proc": proc}
+        server = start_server(env, tmp / "server.log", timeout=90)
+    except ServerStartError as exc:
+        pytest.fail(str(exc))
+    try:
+        yield {
+            "url": server.url,
+            "bundle_dir": bundle_dir,
+            "state": state,
+            "tag": tag,
+            "proc": server.process,
+        }
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)  # bentoml serve runs its worker in the group
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(5)
-        log.close()
-
-
-def _wait_ready(proc: subprocess.Popen, url: str, log: Path, timeout: float = 90) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            pytest.fail(f"bentoml serve exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
-        try:
-            if httpx.get(f"{url}/readyz", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    pytest.fail(f"service not ready after {timeout} s:\n{log.read_text()[-3000:]}")
+        stop_server(server)
 
 
 def _events(n: int = 6, end: datetime | None = None, unknown: bool = False) -> list[dict]:
