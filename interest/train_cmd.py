@@ -11,6 +11,10 @@ import typer
 
 from interest.common import config_from, echo_err, fail
 
+#: Exit status of a job stopped by a lost tracking server or database (sysexits'
+#: EX_TEMPFAIL: try again later, here with ``--resume``).
+EXIT_OUTAGE = 75
+
 
 def load_champion_model(config: Any) -> tuple[Any, Any] | None:
     """Return ``(keras model, vocabulary)`` of the current champion, or ``None``."""
@@ -26,12 +30,15 @@ def load_champion_model(config: Any) -> tuple[Any, Any] | None:
 
 def run_only_worker(config: Any, prepared: Any, champion: tuple[Any, Any] | None) -> None:
     """Join ``train.study_name`` as one worker and report how many trials it ran."""
+    from training.outage import ServiceOutage
     from training.workers import run_worker
 
     try:
         ran = run_worker(config, prepared, warm_start=champion[0] if champion else None)
     except ValueError as err:
         raise fail(str(err)) from err
+    except ServiceOutage as err:
+        raise fail(str(err), EXIT_OUTAGE) from err
     typer.echo(f"worker ran {ran} trial(s) of study {config.train.study_name}")
 
 
@@ -96,7 +103,12 @@ def tune(
         ),
     ] = False,
 ) -> None:
-    """Run an Optuna study, refit the best plan, register it and apply the promotion gate."""
+    """Run an Optuna study, refit the best plan, register it and apply the promotion gate.
+
+    If the tracking server or the database stops answering, the command exits with status
+    75 and one paragraph naming the service and the step; nothing is registered and no
+    alias moves, and ``--resume --study-name S`` continues the study once it is back.
+    """
     config = config_from(
         ctx,
         {
@@ -121,8 +133,10 @@ def tune(
     from core.dataset import prepare_dataset
     from core.loaders import load_events
     from core.validation import DataValidationError
+    from training.outage import OutageGuard, ServiceOutage, limit_http_retries
     from training.tune import run_study
 
+    limit_http_retries()
     if worker_only and not resume:
         raise fail("--worker-only joins an existing study: pass --study-name S --resume")
     try:
@@ -130,7 +144,11 @@ def tune(
     except DataValidationError as err:
         raise fail(str(err)) from err
     echo_err(loaded.report.to_text())
-    champion = load_champion_model(config) if warm_start else None
+    try:
+        with OutageGuard(config, config.train.study_name, stage="loading the champion"):
+            champion = load_champion_model(config) if warm_start else None
+    except ServiceOutage as err:
+        raise fail(str(err), EXIT_OUTAGE) from err
     prepared = prepare_dataset(
         loaded.events, config, data.stem, vocab=champion[1] if champion else None
     )
@@ -155,6 +173,8 @@ def tune(
         )
     except ValueError as err:
         raise fail(str(err)) from err
+    except ServiceOutage as err:
+        raise fail(str(err), EXIT_OUTAGE) from err
     summary = {
         "study": outcome.study_name,
         "parent_run_id": outcome.parent_run_id,

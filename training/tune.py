@@ -8,6 +8,7 @@ alias moves unless every step before it succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import math
 import warnings
 from dataclasses import dataclass, field
@@ -21,6 +22,7 @@ from core.config import ProjectConfig
 from core.dataset import PreparedData
 from core.metrics import evaluate_predictions
 from training.fit import fit_model, predict_arrays
+from training.outage import FAILURE_ATTR, OutageGuard, note_stage, outage_error, tracked_run
 from training.search import TrialPlan, suggest
 from training.tracking import fingerprint_tags, finite_metrics, log_data_input, setup_tracking
 from training.workers import (
@@ -101,6 +103,8 @@ def make_objective(
     """Build ``objective(trial) -> validation primary metric`` with one nested run per trial.
 
     Runs nest under the active run or, in a worker process with none, under ``parent_run_id``.
+    A lost tracking server or database fails the trial with a
+    :class:`~training.outage.ServiceOutage` naming it, which stops the study.
     """
     import mlflow
     from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
@@ -110,7 +114,8 @@ def make_objective(
     metric = config.registry.primary_metric
     train_cfg = config.train
 
-    def objective(trial: optuna.Trial) -> float:
+    def run_trial(trial: optuna.Trial) -> float:
+        note_stage(f"running trial {trial.number}")
         plan = suggest(trial, can_warm_start=warm_start is not None)
         tags = {
             "optuna.study": study_name,
@@ -120,8 +125,8 @@ def make_objective(
         nested = mlflow.active_run() is not None
         if not nested and parent_run_id:
             tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-        with mlflow.start_run(
-            run_name=f"trial-{trial.number:03d}", nested=nested, tags=tags
+        with tracked_run(
+            config, run_name=f"trial-{trial.number:03d}", nested=nested, tags=tags
         ) as run:
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             mlflow.log_params(plan.params())
@@ -160,6 +165,18 @@ def make_objective(
             if not math.isfinite(value):
                 raise ValueError(f"trial {trial.number}: validation {metric} is not finite")
             return value
+
+    def objective(trial: optuna.Trial) -> float:
+        try:
+            return run_trial(trial)
+        except Exception as err:
+            stage = f"running trial {trial.number}"
+            outage = outage_error(err, config, study_name=study_name, stage=stage)
+            if outage is None:
+                raise
+            with contextlib.suppress(Exception):  # unless the storage is what failed
+                trial.set_user_attr(FAILURE_ATTR, outage.summary[:1000])
+            raise outage from err
 
     return objective
 
@@ -208,6 +225,10 @@ def run_study(
 
     Returns:
         The outcome, including the gate's decision when ``register``.
+
+    Raises:
+        training.outage.ServiceOutage: the tracking server or the database stopped
+            answering; the message names it and the step, and how to resume.
     """
     import mlflow
 
@@ -218,64 +239,70 @@ def run_study(
     caution = storage_warning(paths.optuna_storage, paths.tracking_uri, workers)
     if caution:
         warnings.warn(caution, RuntimeWarning, stacklevel=2)
-    setup_tracking(config)
-    study = open_study(config, name, resume=resume, seed=config.train.seed)
-    if resume:
-        close_orphan_runs(config, study)
-    states = optuna.trial.TrialState
-    finished = [t for t in study.trials if t.state in (states.COMPLETE, states.PRUNED)]
-    remaining = max(0, config.train.trials - len(finished))
-    parent_id = study.user_attrs.get("mlflow_parent_run_id")
-    with mlflow.start_run(run_id=parent_id, run_name=None if parent_id else f"study-{name}"):
-        parent = mlflow.active_run().info.run_id
-        if parent_id is None:
-            study.set_user_attr("mlflow_parent_run_id", parent)
-            mlflow.log_params({"study": name, "trials": config.train.trials})
-            mlflow.log_params(finite_metrics(config.train.model_dump(), prefix="train."))
-            mlflow.set_tags(fingerprint_tags(data))
-            log_data_input(data, source)
-        if workers > 1:
-            codes = run_local_workers(
-                config,
-                data,
-                study_name=name,
-                remaining=remaining,
-                workers=workers,
-                warm_start=warm_start,
-            )
-            mlflow.set_tag("workers.exit_codes", ",".join(map(str, codes)))
-        else:
-            optimize_shared(
-                config,
-                study,
-                data,
-                n_trials=remaining,
-                warm_start=warm_start,
-                show_progress=show_progress,
-            )
-        close_orphan_runs(config, study)
+    # A lost tracking server or database stops the job with one clear ServiceOutage.
+    with OutageGuard(config, name, stage="opening the study") as guard:
+        setup_tracking(config)
+        study = open_study(config, name, resume=resume, seed=config.train.seed)
+        if resume:
+            close_orphan_runs(config, study)
+        states = optuna.trial.TrialState
         finished = [t for t in study.trials if t.state in (states.COMPLETE, states.PRUNED)]
-        complete = [t for t in finished if t.state == states.COMPLETE]
-        if not complete:
-            raise RuntimeError(f"study {name!r} has no complete trial; nothing to refit")
-        log_study_plots(study)
-        best = study.best_trial
-        mlflow.log_metrics({"best_value": best.value, "n_complete": len(complete)})
-        outcome = StudyOutcome(
-            study_name=name,
-            parent_run_id=parent,
-            best_value=float(best.value),
-            best_params=dict(best.params),
-            n_complete=len(complete),
-            n_pruned=len(finished) - len(complete),
-        )
-        plan = TrialPlan.from_params(best.params)
-        epochs = int(best.user_attrs.get("epochs", config.train.epochs))
-        outcome.refit = refit_best(
-            config, events, data, plan, epochs=epochs, warm_start=warm_start, study_name=name
-        )
-    if register:
-        outcome.version, outcome.decision = gate_and_register(
-            config, events, data, outcome.refit, study_name=name
-        )
+        remaining = max(0, config.train.trials - len(finished))
+        parent_id = study.user_attrs.get("mlflow_parent_run_id")
+        run_name = None if parent_id else f"study-{name}"
+        with tracked_run(config, run_id=parent_id, run_name=run_name):
+            parent = mlflow.active_run().info.run_id
+            if parent_id is None:
+                study.set_user_attr("mlflow_parent_run_id", parent)
+                mlflow.log_params({"study": name, "trials": config.train.trials})
+                mlflow.log_params(finite_metrics(config.train.model_dump(), prefix="train."))
+                mlflow.set_tags(fingerprint_tags(data))
+                log_data_input(data, source)
+            guard.stage = "optimising"
+            if workers > 1:
+                codes = run_local_workers(
+                    config,
+                    data,
+                    study_name=name,
+                    remaining=remaining,
+                    workers=workers,
+                    warm_start=warm_start,
+                )
+                mlflow.set_tag("workers.exit_codes", ",".join(map(str, codes)))
+            else:
+                optimize_shared(
+                    config,
+                    study,
+                    data,
+                    n_trials=remaining,
+                    warm_start=warm_start,
+                    show_progress=show_progress,
+                )
+            close_orphan_runs(config, study)
+            finished = [t for t in study.trials if t.state in (states.COMPLETE, states.PRUNED)]
+            complete = [t for t in finished if t.state == states.COMPLETE]
+            if not complete:
+                raise RuntimeError(f"study {name!r} has no complete trial; nothing to refit")
+            log_study_plots(study)
+            best = study.best_trial
+            mlflow.log_metrics({"best_value": best.value, "n_complete": len(complete)})
+            outcome = StudyOutcome(
+                study_name=name,
+                parent_run_id=parent,
+                best_value=float(best.value),
+                best_params=dict(best.params),
+                n_complete=len(complete),
+                n_pruned=len(finished) - len(complete),
+            )
+            guard.stage = f"refitting trial {best.number}"
+            plan = TrialPlan.from_params(best.params)
+            epochs = int(best.user_attrs.get("epochs", config.train.epochs))
+            outcome.refit = refit_best(
+                config, events, data, plan, epochs=epochs, warm_start=warm_start, study_name=name
+            )
+        if register:
+            guard.stage, guard.registering = "registering the refit model", True
+            outcome.version, outcome.decision = gate_and_register(
+                config, events, data, outcome.refit, study_name=name
+            )
     return outcome

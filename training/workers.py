@@ -88,8 +88,10 @@ def optimize_shared(
     The one optimisation loop of every process: the coordinator's own loop, spawned
     workers and remote ``--worker-only`` workers all call this.
     """
+    from training.outage import quiet_outage_tracebacks
     from training.tune import make_objective
 
+    quiet_outage_tracebacks(config)
     parent = study.user_attrs.get("mlflow_parent_run_id")
     objective = make_objective(
         config, data, warm_start=warm_start, study_name=study.study_name, parent_run_id=parent
@@ -131,27 +133,36 @@ def run_worker(
 
     Raises:
         ValueError: no such study, or it has no parent run (start the coordinator first).
+        training.outage.ServiceOutage: the tracking server or the database stopped answering.
     """
+    from training.outage import OutageGuard
     from training.tracking import setup_tracking
     from training.tune import open_study
 
     name = study_name or config.train.study_name
-    setup_tracking(config)
-    offset = os.getpid() if seed_offset is None else seed_offset
-    study = open_study(config, name, resume=True, seed=config.train.seed + offset)
-    if "mlflow_parent_run_id" not in study.user_attrs:
-        raise ValueError(
-            f"study {name!r} has no MLflow parent run yet: start the coordinator "
-            "(interest tune --workers N) before joining with --worker-only"
+    with OutageGuard(config, name, stage="joining the study as a worker") as guard:
+        setup_tracking(config)
+        offset = os.getpid() if seed_offset is None else seed_offset
+        study = open_study(config, name, resume=True, seed=config.train.seed + offset)
+        if "mlflow_parent_run_id" not in study.user_attrs:
+            raise ValueError(
+                f"study {name!r} has no MLflow parent run yet: start the coordinator "
+                "(interest tune --workers N) before joining with --worker-only"
+            )
+        before = len(study.trials)
+        if n_trials is None:
+            done = sum(t.state in FINISHED for t in study.trials)
+            n_trials = max(0, config.train.trials - done)
+        guard.stage = "optimising as a worker"
+        optimize_shared(
+            config,
+            study,
+            data,
+            n_trials=n_trials,
+            warm_start=warm_start,
+            show_progress=show_progress,
         )
-    before = len(study.trials)
-    if n_trials is None:
-        done = sum(t.state in FINISHED for t in study.trials)
-        n_trials = max(0, config.train.trials - done)
-    optimize_shared(
-        config, study, data, n_trials=n_trials, warm_start=warm_start, show_progress=show_progress
-    )
-    return len(study.get_trials(deepcopy=False)) - before
+        return len(study.get_trials(deepcopy=False)) - before
 
 
 def _worker_main(
@@ -227,13 +238,17 @@ def close_orphan_runs(config: ProjectConfig, study: optuna.Study) -> list[str]:
 
     A worker killed mid-trial (SIGKILL, lost machine) neither ends its nested run nor
     reports the trial. Once its heartbeat is older than the grace period the trial is
-    failed (and retried once); here its run is marked KILLED with a note saying why.
+    failed (and retried once); here its run is marked KILLED with a note saying why. A
+    trial failed by a lost tracking server leaves its run RUNNING too; its note quotes
+    the outage.
 
     Returns:
         The MLflow run ids that were closed.
     """
     import mlflow
     from optuna.storages import RetryFailedTrialCallback, fail_stale_trials
+
+    from training.outage import FAILURE_ATTR
 
     with warnings.catch_warnings():  # both are flagged experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
@@ -252,10 +267,10 @@ def close_orphan_runs(config: ProjectConfig, study: optuna.Study) -> list[str]:
             continue
         retry = retries.get(trial.number)
         retried = f"; retried as trial {retry}" if retry is not None else "; not retried"
-        note = (
-            f"trial {trial.number} failed: its worker stopped without finishing "
-            f"(no heartbeat for over {grace} s){retried}; run closed on resume"
+        why = trial.user_attrs.get(FAILURE_ATTR) or (
+            f"its worker stopped without finishing (no heartbeat for over {grace} s)"
         )
+        note = f"trial {trial.number} failed: {why}{retried}; run closed on resume"
         client.set_tag(run_id, NOTE_TAG, note)
         client.set_tag(run_id, "optuna.state", "FAIL")
         client.set_terminated(run_id, status="KILLED")
