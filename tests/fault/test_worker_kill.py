@@ -43,7 +43,13 @@ run_study(config, events, data, source="synthetic", register=False, show_progres
 def _overrides(state: Path) -> dict:
     return {
         "paths": {"state_dir": str(state)},
-        "train": {"trials": TRIALS, "epochs": 1, "batch_size": 128, "study_name": "fault"},
+        "train": {
+            "trials": TRIALS,
+            "epochs": 1,
+            "batch_size": 128,
+            "pretrain_epochs": 0,
+            "study_name": "fault",
+        },
         "features": {"max_events": 20, "top_categories": 8, "n_periods": 5},
         "split": {"n_train_cutoffs": 2},
     }

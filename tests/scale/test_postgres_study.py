@@ -62,6 +62,7 @@ def test_two_workers_share_one_study_and_one_parent_run(tmp_path: Path) -> None:
                 "trials": TRIALS,
                 "epochs": 1,
                 "batch_size": 128,
+                "pretrain_epochs": 0,
                 "study_name": name,
                 "experiment": name,
             },
