@@ -136,8 +136,8 @@ class SequenceArrays:
                 kwargs[f.name] = np.concatenate(values)
         return SequenceArrays(**kwargs)
 
-    def save(self, path: Path) -> None:
-        """Write all arrays to one ``.npz`` file."""
+    def save(self, path: Path, *, compress: bool = True) -> None:
+        """Write all arrays to one ``.npz`` file (uncompressed is faster for large shards)."""
         data = {
             f.name: getattr(self, f.name)
             for f in fields(self)
@@ -145,7 +145,7 @@ class SequenceArrays:
         }
         data["user_id"] = data["user_id"].astype(str)
         data.update({f"extra__{k}": v for k, v in self.extra.items()})
-        np.savez_compressed(path, **data)
+        (np.savez_compressed if compress else np.savez)(path, **data)
 
     @classmethod
     def load(cls, path: Path) -> SequenceArrays:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Iterator
-from dataclasses import fields
 from pathlib import Path
 
 import numpy as np
@@ -142,14 +141,7 @@ def parse_times(column: pa.Array, mode: str) -> tuple[np.ndarray, np.ndarray, np
 
 def save_part(arrays: SequenceArrays, path: Path) -> None:
     """Write one shard uncompressed, in the layout :meth:`SequenceArrays.load` reads."""
-    data = {
-        f.name: getattr(arrays, f.name)
-        for f in fields(arrays)
-        if f.name != "extra" and getattr(arrays, f.name) is not None
-    }
-    data["user_id"] = data["user_id"].astype(str)
-    data.update({f"extra__{k}": v for k, v in arrays.extra.items()})
-    np.savez(path, **data)
+    arrays.save(path, compress=False)
 
 
 def iter_parts(out: Path, split: str) -> Iterator[SequenceArrays]:
