@@ -26,7 +26,6 @@ from core.hashing import hash_user
 from core.metrics import auc
 from core.periods import duration_ns, period_ns
 
-EXPERIMENT = "monitoring"
 ALL = "all"
 
 
@@ -171,10 +170,9 @@ def log_performance(
     """
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        mlflow.create_experiment(EXPERIMENT, artifact_location=f"{artifact_root}/{EXPERIMENT}")
-    mlflow.set_experiment(EXPERIMENT)
+    from monitoring.report import use_monitoring_experiment
+
+    use_monitoring_experiment(tracking_uri, artifact_root)
     with mlflow.start_run(run_name="performance") as run:
         mlflow.set_tags({"kind": "performance"})
         mlflow.log_params({"k": result.k, "n_records": result.n_records, **params})

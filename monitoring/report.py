@@ -44,6 +44,17 @@ def save_report(
     return ReportFiles(json=path, html=html)
 
 
+def use_monitoring_experiment(tracking_uri: str, artifact_root: str) -> None:
+    """Point MLflow at the experiment ``monitoring``, creating it under the artifact root."""
+    import mlflow
+
+    mlflow.set_tracking_uri(tracking_uri)
+    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
+        # Artifacts go under the project's artifact root, not ./mlruns of the caller.
+        mlflow.create_experiment(EXPERIMENT, artifact_location=f"{artifact_root}/{EXPERIMENT}")
+    mlflow.set_experiment(EXPERIMENT)
+
+
 def log_to_mlflow(
     result: DriftResult,
     files: ReportFiles,
@@ -59,11 +70,7 @@ def log_to_mlflow(
     """
     import mlflow
 
-    mlflow.set_tracking_uri(tracking_uri)
-    if mlflow.get_experiment_by_name(EXPERIMENT) is None:
-        # Artifacts go under the project's artifact root, not ./mlruns of the caller.
-        mlflow.create_experiment(EXPERIMENT, artifact_location=f"{artifact_root}/{EXPERIMENT}")
-    mlflow.set_experiment(EXPERIMENT)
+    use_monitoring_experiment(tracking_uri, artifact_root)
     with mlflow.start_run(run_name=files.json.stem) as run:
         mlflow.log_params(
             {
