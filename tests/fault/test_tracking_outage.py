@@ -38,7 +38,7 @@ import yaml
 pytestmark = [pytest.mark.fault, pytest.mark.slow]
 
 REPO = Path(__file__).resolve().parents[2]
-TRIALS = 3
+TRIALS = 2
 STUDY = "outage"
 MODEL = "outage-model"
 EXIT_OUTAGE = 75
