@@ -245,6 +245,11 @@ def parse_time(values: pd.Series, *, iso_only: bool = True) -> pd.Series:
         return unix_seconds(values)
     if pc.all(pc.utf8_is_digit(arrow_strings(values))).as_py() is not False:
         return unix_seconds(values)
+    return parse_dates(values, iso_only=iso_only)
+
+
+def parse_dates(values: pd.Series, *, iso_only: bool = True) -> pd.Series:
+    """Parse date/time strings (ISO 8601, or any format pandas can guess) to naive UTC."""
     fmt = "ISO8601" if iso_only else "mixed"
     return parse_unique(values, lambda v: _naive(v, format=fmt))
 

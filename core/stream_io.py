@@ -19,7 +19,7 @@ import pyarrow.csv as pacsv
 import pyarrow.parquet as pq
 
 from core.arrays import SequenceArrays
-from core.formats import from_arrow, parse_unique, unix_seconds
+from core.formats import from_arrow, parse_dates, unix_seconds
 from core.loaders import PARQUET_SUFFIXES, explain_arrow_error, first_line
 from core.schema import REQUIRED_COLUMNS
 from core.validation import DataValidationError, require_columns
@@ -124,15 +124,8 @@ def parse_times(column: pa.Array, mode: str) -> tuple[np.ndarray, np.ndarray, np
         scale = {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[unit]
         return raw * scale, raw, valid  # pandas keeps the file's unit, so hash that
     series = from_arrow(column, pd.RangeIndex(len(column)))
-    if mode == "unix":
-        parsed = unix_seconds(series)
-    else:  # the ISO parser of core.formats.parse_time
-        parsed = parse_unique(
-            series,
-            lambda v: pd.to_datetime(v, errors="coerce", utc=True, format="ISO8601").dt.tz_localize(
-                None
-            ),
-        )
+    # The same parsers as core.formats.parse_time.
+    parsed = unix_seconds(series) if mode == "unix" else parse_dates(series)
     valid = parsed.notna().to_numpy()
     ns = parsed.array.asi8.copy()
     ns[~valid] = 0

@@ -20,7 +20,8 @@ import typer
 
 from core.schema import EVENT_COLUMNS
 from core.synth import SynthConfig, SynthResult, generate_events
-from core.synth_stream import SynthStreamSummary, truth_file, write_synthetic_parquet
+from core.synth_stream import SynthStreamSummary, write_synthetic_parquet
+from core.synth_stream import truth_file as truth_path
 
 app = typer.Typer(help="Synthetic e-commerce behaviour logs.", pretty_exceptions_enable=False)
 
@@ -41,11 +42,6 @@ def write_frame(events: pd.DataFrame, path: Path) -> None:
         frame.to_csv(path, index=False, date_format="%Y-%m-%dT%H:%M:%SZ")
     else:
         raise ValueError(f"{path}: unsupported suffix {path.suffix!r}; use .csv or .parquet")
-
-
-def truth_path(out: Path) -> Path:
-    """Return where the ground truth of ``out`` goes: ``<stem>.truth.parquet`` beside it."""
-    return truth_file(out)
 
 
 def _lines(
