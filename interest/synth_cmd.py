@@ -141,10 +141,10 @@ def generate(
         ),
     ] = 100_000,
 ) -> None:
-    """Generate a synthetic event log and ``<stem>.truth.parquet`` beside it.
+    """Generate a synthetic event log and <stem>.truth.parquet beside it.
 
-    Large ``.parquet`` runs stream shard by shard (see ``--users-per-shard``); ``.csv``
-    output is built in memory, so keep it to what fits in RAM.
+    Large .parquet runs stream shard by shard (see --users-per-shard); .csv output is built
+    in memory, so keep it to what fits in RAM.
     """
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise typer.BadParameter(f"{out}: use a .csv or .parquet suffix", param_hint="--out")
