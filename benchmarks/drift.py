@@ -1,6 +1,6 @@
 """Benchmark the drift check on synthetic logs with and without injected interest shifts.
 
-For each seed and shift size, a synthetic log is generated with ``core.synth``; the
+For each seed and shift size, a synthetic log is generated with ``synthlogs.generator``; the
 reference is the profile of samples at cutoffs before the shift date (the training period),
 the current window the profile of samples after it. Both go through
 ``core.features.build_features`` and ``core.profile.summarize_arrays`` with one vocabulary
@@ -28,9 +28,9 @@ import pandas as pd
 from core.config import FeatureConfig, MonitoringConfig
 from core.features import build_features, encode_events
 from core.profile import summarize_arrays
-from core.synth import SynthConfig, generate_events
 from core.vocab import fit_vocabulary
 from monitoring.drift import check_drift
+from synthlogs.generator import SynthConfig, generate_events
 
 SHIFTS = (0.0, 0.05, 0.1, 0.2, 0.4)
 SHIFT_AT = "2024-01-15"

@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/features.py [--events 10000000]
 
-Generates synthetic events (core.synth), writes them to CSV, then runs each stage in a fresh
+Generates synthetic events (synthlogs.generator), writes them to CSV, then runs each stage in a fresh
 subprocess so its peak RSS (``ru_maxrss``) is its own: plain ``pandas.read_csv``,
 ``load_events``, ``load_events`` + ``prepare_dataset``. Also times single-request encoding
 (one user, 2,000 events, ``build_features(..., with_labels=False)``). Writes
@@ -31,10 +31,10 @@ def write_csv(n_events: int, path: Path, seed: int) -> dict:
     import pyarrow.compute as pc
     import pyarrow.csv as pacsv
 
-    from core.synth import SynthConfig, generate_events
+    from synthlogs.generator import config_for_events, generate_events
 
     start = time.perf_counter()
-    events = generate_events(SynthConfig.for_events(n_events, seed=seed)).events
+    events = generate_events(config_for_events(n_events, seed=seed)).events
     seconds = time.perf_counter() - start
     table = pa.Table.from_pandas(events, preserve_index=False)
     stamp = pc.strftime(table["timestamp"], format="%Y-%m-%dT%H:%M:%SZ")
@@ -60,7 +60,7 @@ def run_stage(stage: str, path: Path) -> dict:
 
         rows = len(pd.read_csv(path))
     else:
-        from core.loaders import load_events
+        from eventlogs.loaders import load_events
 
         events = load_events(path, DataConfig(format="canonical")).events
         rows = len(events)

@@ -21,9 +21,9 @@ import pandas as pd
 from core.config import DataConfig, ProjectConfig, load_config
 from core.dataset import DataFingerprint, PreparedData, hash_events
 from core.features import build_features, encode_events, feature_spec
-from core.loaders import load_events
 from core.splits import Splits, make_splits
 from core.vocab import fit_vocabulary
+from eventlogs.loaders import load_events
 
 SHARED = Path("/work/shared/data")
 

@@ -4,7 +4,7 @@
 
 Reference, measured in the same run: ``load_events`` + ``prepare_dataset`` on a smaller log
 (``--reference-events``, default 5M). Then ``prepare_streaming`` on that same log and on the
-big one (``--source``, or generated with ``core.synth_stream.write_synthetic_parquet``).
+big one (``--source``, or generated with ``synthlogs.stream.write_synthetic_parquet``).
 Every stage runs in its own subprocess so its peak RSS (``ru_maxrss``, self + children) is
 its own. Prints a table of ratios and writes benchmarks/results/scale_features.json.
 """
@@ -29,15 +29,15 @@ LIMIT_MB = 8 * 1024
 
 def generate(n_events: int, path: Path, seed: int) -> dict:
     """Write about ``n_events`` synthetic canonical events to ``path`` (Parquet)."""
-    from core.synth import SynthConfig
+    from synthlogs.generator import config_for_events
 
-    config = SynthConfig.for_events(n_events, seed=seed)
+    config = config_for_events(n_events, seed=seed)
     start = time.perf_counter()
     try:
-        from core.synth_stream import write_synthetic_parquet
+        from synthlogs.stream import write_synthetic_parquet
     except ImportError:  # the streaming generator is not there: small logs only
-        from core.loaders import write_events
-        from core.synth import generate_events
+        from eventlogs.loaders import write_events
+        from synthlogs.generator import generate_events
 
         write_events(generate_events(config).events, path)
         how = "generate_events"
@@ -55,14 +55,14 @@ def run_stage(stage: str, path: Path, out: Path) -> dict:
     start = time.perf_counter()
     if stage == "in_memory":
         from core.dataset import prepare_dataset
-        from core.loaders import load_events
+        from eventlogs.loaders import load_events
 
         events = load_events(path, config.data).events
         data = prepare_dataset(events, config, "bench")
         rows, samples = len(events), len(data.train) + len(data.val) + len(data.test)
         fingerprint, extra = data.fingerprint.to_dict(), {}
     else:
-        from core.stream import prepare_streaming
+        from eventlogs.stream import prepare_streaming
 
         report = prepare_streaming(path, config, "bench", out)
         rows, samples = report.rows_kept, sum(report.samples.values())

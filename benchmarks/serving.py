@@ -38,12 +38,12 @@ def build_reference_bundle(directory: Path, n_categories: int = 2000) -> Path:
     """Save an untrained reference-size model bundle (vocabulary of ``n_categories``)."""
     import pandas as pd
 
-    from core.bundle import save_bundle
     from core.config import FeatureConfig
     from core.features import feature_spec
     from core.vocab import fit_vocabulary
-    from training.model import build_model
-    from training.model_config import ModelConfig
+    from modelkit.builder import build_model
+    from modelkit.bundle import save_bundle
+    from modelkit.model_config import ModelConfig
 
     cats = [f"g{i // 100:02d}-c{i % 100:03d}" for i in range(n_categories)]
     features = FeatureConfig(max_events=50)
@@ -146,8 +146,8 @@ async def _concurrent(
 
 def measure_raw(bundle_dir: Path, bodies: list[dict], n: int) -> dict[str, float]:
     """``Bundle.predict`` at batch 1 and 256 on the service's own encoding of ``bodies``."""
-    from core.bundle import load_bundle
     from core.config import ServingConfig
+    from modelkit.bundle import load_bundle
     from serving.encode import encode_requests
     from serving.schemas import PredictRequest
 

@@ -1,1 +1,3 @@
-"""Shared package: event schema, loaders, configuration and the sequence-feature contract."""
+"""The contract every stage shares: event schema, configuration, vocabulary, the
+sequence-feature code (encoding, features, labels, arrays, profiles) and the prediction-log
+record. Nothing here imports another package of the project."""

@@ -49,8 +49,8 @@ def validate(
     ] = None,
 ) -> None:
     """Load PATH, print rows read/kept/dropped per reason; exit 1 if the file is unusable."""
-    from core.loaders import load_events, write_events
-    from core.validation import DataValidationError
+    from eventlogs.loaders import load_events, write_events
+    from eventlogs.validation import DataValidationError
 
     overrides = {
         "data": {

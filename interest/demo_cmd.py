@@ -39,8 +39,8 @@ def _step(index: int, total: int, title: str, fn: Callable[[], str | None]) -> N
 
 def generate_step(state: DemoState, users: int, days: int, seed: int) -> str:
     """Synthetic log with an interest shift in the last week."""
-    from core.loaders import write_events
-    from core.synth import SynthConfig, generate_events
+    from eventlogs.loaders import write_events
+    from synthlogs.generator import SynthConfig, generate_events
 
     config = SynthConfig(
         n_users=users, n_days=days, seed=seed, shift_at=state.shift_at, shift_fraction=0.3
@@ -56,7 +56,7 @@ def validate_step(state: DemoState) -> str:
     """Validate the log and keep the pre-shift part for training."""
     import pandas as pd
 
-    from core.loaders import load_events
+    from eventlogs.loaders import load_events
 
     loaded = load_events(state.data_path, state.config.data)
     events = loaded.events
@@ -99,7 +99,7 @@ def tune_step(state: DemoState) -> str:
     state.notes.append(f"model version {outcome.version}: {verdict}")
     state.notes.extend(f"  - {r}" for r in outcome.decision.reasons)
     if not outcome.decision.promote:
-        from core.registry_client import registered_champion
+        from modelkit.registry import registered_champion
         from training.registry import promote_version
 
         if registered_champion(state.config) is None:

@@ -16,8 +16,8 @@ import typer
 from core.arrays import SequenceArrays
 from core.config import DataFormat, ProjectConfig
 from core.dataset import PreparedData, prepare_dataset
-from core.loaders import load_events
-from core.stream import prepare_streaming
+from eventlogs.loaders import load_events
+from eventlogs.stream import prepare_streaming
 from interest.common import config_from, echo_err, fail
 
 app = typer.Typer(help="Sequence features.", pretty_exceptions_enable=False)

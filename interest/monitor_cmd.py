@@ -253,7 +253,7 @@ def performance(
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
 ) -> None:
     """Score past predictions against what users did next; log to MLflow ``monitoring``."""
-    from core.loaders import load_events
+    from eventlogs.loaders import load_events
     from monitoring.performance import evaluate_log, log_performance
     from monitoring.reference import read_prediction_log
 

@@ -1,7 +1,7 @@
 """``interest data generate``: write a synthetic event log and its ground truth.
 
 A ``.parquet`` output whose config has more users than ``--users-per-shard`` is streamed
-shard by shard (:func:`core.synth_stream.write_synthetic_parquet`): bounded memory, rows
+shard by shard (:func:`synthlogs.stream.write_synthetic_parquet`): bounded memory, rows
 sorted by time within each shard only, and a per-user truth table. Everything else is
 generated in memory, sorted by time, with the per-(user, day) truth.
 
@@ -19,9 +19,9 @@ import pandas as pd
 import typer
 
 from core.schema import EVENT_COLUMNS
-from core.synth import SynthConfig, SynthResult, generate_events
-from core.synth_stream import SynthStreamSummary, write_synthetic_parquet
-from core.synth_stream import truth_file as truth_path
+from synthlogs.generator import SynthConfig, SynthResult, config_for_events, generate_events
+from synthlogs.stream import SynthStreamSummary, write_synthetic_parquet
+from synthlogs.stream import truth_file as truth_path
 
 app = typer.Typer(help="Synthetic e-commerce behaviour logs.", pretty_exceptions_enable=False)
 
@@ -161,7 +161,7 @@ def generate(
     started = time.perf_counter()
     try:
         if events is not None:
-            config = SynthConfig.for_events(events, seed=seed, **fields)
+            config = config_for_events(events, seed=seed, **fields)
         else:
             config = SynthConfig(n_users=users, seed=seed, **fields)
     except ValueError as err:

@@ -18,8 +18,8 @@ EXIT_OUTAGE = 75
 
 def load_champion_model(config: Any) -> tuple[Any, Any] | None:
     """Return ``(keras model, vocabulary)`` of the current champion, or ``None``."""
-    from core.bundle import load_bundle
-    from core.registry_client import download_bundle, registered_champion
+    from modelkit.bundle import load_bundle
+    from modelkit.registry import download_bundle, registered_champion
 
     if registered_champion(config) is None:
         return None
@@ -131,8 +131,8 @@ def tune(
         },
     )
     from core.dataset import prepare_dataset
-    from core.loaders import load_events
-    from core.validation import DataValidationError
+    from eventlogs.loaders import load_events
+    from eventlogs.validation import DataValidationError
     from training.outage import OutageGuard, ServiceOutage, limit_http_retries
     from training.tune import run_study
 

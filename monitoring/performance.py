@@ -23,8 +23,8 @@ import pandas as pd
 
 from core.config import FeatureConfig
 from core.hashing import hash_user
-from core.metrics import auc
 from core.periods import duration_ns, period_ns
+from evaluation.metrics import auc
 
 ALL = "all"
 

@@ -34,7 +34,7 @@ def champion_reference(config: ProjectConfig) -> tuple[Path, str]:
         FileNotFoundError: if no champion is registered (pass ``--reference`` instead).
         LookupError: if the champion's run has no bundle.
     """
-    from core.registry_client import download_bundle, registered_champion
+    from modelkit.registry import download_bundle, registered_champion
 
     name = config.registry.model_name
     champion = registered_champion(config)

@@ -126,7 +126,7 @@ def encode_requests(
 
     Args:
         requests: parsed requests.
-        bundle: a ``core.bundle.Bundle`` (vocab, feature_config).
+        bundle: a ``modelkit.bundle.Bundle`` (vocab, feature_config).
         config: serving limits.
         now: the server clock (UTC), the default cutoff.
         prefixes: field prefix per request for error messages (``"users[3]."``).

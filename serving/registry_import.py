@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ProjectConfig
-from core.registry_client import download_bundle, model_aliases, registry_client, resolve_version
+from modelkit.registry import download_bundle, model_aliases, registry_client, resolve_version
 from serving.store import import_bundle
 
 

@@ -81,7 +81,7 @@ class InterestService:
     bento_model = bentoml.models.BentoModel(model_tag())
 
     def __init__(self) -> None:
-        from core.bundle import load_bundle
+        from modelkit.bundle import load_bundle
 
         started = time.perf_counter()
         config = load_config()

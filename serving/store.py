@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from bentoml._internal.models import Model, ModelStore
 
-    from core.bundle import Bundle
+    from modelkit.bundle import Bundle
 
 BUNDLE_SUBDIR = "bundle"
 
@@ -52,7 +52,7 @@ def import_bundle(
     """Copy a bundle directory into the BentoML model store as a new model version.
 
     Args:
-        bundle_dir: folder written by ``core.bundle.save_bundle``.
+        bundle_dir: folder written by ``modelkit.bundle.save_bundle``.
         name: BentoML model name (``ServingConfig.bento_model``).
         labels: string labels, e.g. ``{"alias": "champion"}``; ``model_name`` and ``version``
             default to the bundle's metadata.
@@ -101,7 +101,7 @@ def bundle_path(model: Model) -> Path:
 
 
 def load_bundle_from_store(tag: str, *, home: Path | None = None) -> Bundle:
-    """Load the bundle stored under ``tag`` (see :func:`core.bundle.load_bundle`)."""
-    from core.bundle import load_bundle
+    """Load the bundle stored under ``tag`` (see :func:`modelkit.bundle.load_bundle`)."""
+    from modelkit.bundle import load_bundle
 
     return load_bundle(bundle_path(get_stored_model(tag, home=home)))

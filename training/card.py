@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 
 from core.arrays import SequenceArrays
-from core.metrics import recall_curve
+from evaluation.metrics import recall_curve
 
 KS: tuple[int, ...] = (1, 3, 5, 10, 20, 50)
 CARD_METRICS: tuple[str, ...] = (

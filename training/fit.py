@@ -16,8 +16,8 @@ import keras
 import numpy as np
 
 from core.arrays import FeatureSpec, SequenceArrays
-from core.bundle import Predictor
-from training.model import build_model, compile_model
+from modelkit.builder import build_model, compile_model
+from modelkit.bundle import Predictor
 from training.search import TrialPlan
 
 EpochHook = Callable[[int, keras.Model], dict[str, float]]
@@ -96,7 +96,7 @@ def initialise_priors(model: keras.Model, plan: TrialPlan, train: SequenceArrays
     on their heuristic input, so the untrained heads reproduce the heuristics' ranking.
     Returns whether any prior was initialised.
     """
-    from core.layers import HeuristicFeatures
+    from modelkit.layers import HeuristicFeatures
 
     names = {layer.name for layer in model.layers}
     if train.next_cats is None:

@@ -4,7 +4,7 @@ Transfer form 1: pre-train on next-event category prediction over unlabeled hist
 copy the encoder into the multi-head model. Form 2 (warm start from the champion) uses the
 same :func:`transfer_encoder_weights` with the champion model as source.
 
-The pre-training model is built by the same :func:`training.model.encode_user` as the main
+The pre-training model is built by the same :func:`modelkit.builder.encode_user` as the main
 model, so its layers carry the same names (``cat_embedding``, ``encoder_rnn_0``, ``pooling``,
 ``user_dense``, ``next_cats_logits``, ...) and transfer is a by-name copy.
 """
@@ -17,8 +17,8 @@ import keras
 import numpy as np
 
 from core.arrays import FeatureSpec, SequenceArrays
-from training.model import EVENT_INPUTS, encode_user, make_inputs
-from training.model_config import ModelConfig
+from modelkit.builder import EVENT_INPUTS, encode_user, make_inputs
+from modelkit.model_config import ModelConfig
 
 # Layers whose weights are indexed by category: only transferable between models that
 # share a vocabulary (equal shapes alone do not prove that).
@@ -28,7 +28,7 @@ CATEGORY_LAYERS: tuple[str, ...] = ("cat_embedding", "next_cats_logits", "target
 def build_pretrain_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
     """Encoder + next-category head trained to predict the next event's category.
 
-    Inputs: :data:`training.model.EVENT_INPUTS` shaped ``(batch, N)``.
+    Inputs: :data:`modelkit.builder.EVENT_INPUTS` shaped ``(batch, N)``.
 
     Returns:
         Model with output ``next_event`` ``(batch, V)``: softmax over categories.
@@ -62,7 +62,7 @@ def make_pretrain_arrays(
     plays the cutoff. Samples with fewer than two events carry no task and are dropped.
 
     Returns:
-        ``(inputs, targets)``: inputs keyed by :data:`training.model.EVENT_INPUTS`
+        ``(inputs, targets)``: inputs keyed by :data:`modelkit.builder.EVENT_INPUTS`
         ``(m, N)``, targets ``{"next_event": (m,) int32}``.
     """
     keep = (arrays.cat > 0).sum(axis=1) >= 2

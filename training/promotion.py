@@ -13,7 +13,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from core.registry_client import CHALLENGER, CHAMPION, PREVIOUS, model_aliases
+from modelkit.registry import CHALLENGER, CHAMPION, PREVIOUS, model_aliases
 
 if TYPE_CHECKING:
     from mlflow import MlflowClient

@@ -18,14 +18,14 @@ import numpy as np
 import pandas as pd
 
 from core.arrays import SequenceArrays
-from core.baselines import baseline_predictions
-from core.bundle import save_bundle
 from core.config import ProjectConfig
 from core.dataset import PreparedData
-from core.evaluate import evaluate_bundle
-from core.metrics import evaluate_predictions
 from core.profile import summarize_arrays
-from core.registry_client import download_bundle
+from evaluation.baselines import baseline_predictions
+from evaluation.metrics import evaluate_predictions
+from evaluation.scoring import evaluate_bundle
+from modelkit.bundle import save_bundle
+from modelkit.registry import download_bundle
 from training.card import save_plots, write_card
 from training.fit import fit_model, predict_arrays
 from training.promotion import Candidate, PromotionDecision
@@ -187,7 +187,7 @@ def champion_candidate(
     config: ProjectConfig, events: pd.DataFrame, data: PreparedData, version: str
 ) -> Candidate:
     """Re-evaluate a registered version on ``data``'s test split (its own vocabulary)."""
-    from core.bundle import load_bundle
+    from modelkit.bundle import load_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = load_bundle(download_bundle(config, version, Path(tmp)))

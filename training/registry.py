@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
 
 from core.config import ProjectConfig
-from core.registry_client import (
+from modelkit.registry import (
     CHALLENGER,
     CHAMPION,
     PREVIOUS,

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 import optuna
 
-from training.model_config import ModelConfig
+from modelkit.model_config import ModelConfig
 
 Init = Literal["scratch", "pretrain", "warm_start"]
 

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from core.config import ProjectConfig
-from core.registry_client import registry_client, tracking_store_exists
+from modelkit.registry import registry_client, tracking_store_exists
 
 # Metrics shown per version besides the configured primary metric.
 KEY_METRICS = ("recall_at_10", "ndcg_at_10", "buy_auc", "churn_auc", "trajectory_js")

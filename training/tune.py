@@ -20,7 +20,7 @@ import pandas as pd
 
 from core.config import ProjectConfig
 from core.dataset import PreparedData
-from core.metrics import evaluate_predictions
+from evaluation.metrics import evaluate_predictions
 from training.fit import fit_model, predict_arrays
 from training.outage import FAILURE_ATTR, OutageGuard, note_stage, outage_error, tracked_run
 from training.search import TrialPlan, suggest

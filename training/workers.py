@@ -178,7 +178,7 @@ def _worker_main(
     if warm_start_path:
         import keras
 
-        import core.layers  # noqa: F401  (registers the custom layers for loading)
+        import modelkit.layers  # noqa: F401  (registers the custom layers for loading)
 
         warm = keras.saving.load_model(warm_start_path, safe_mode=True)
     run_worker(

@@ -74,8 +74,8 @@ def test_features_command_writes_artifacts(tmp_path, state_dir):
     from typer.testing import CliRunner
 
     from core.arrays import FeatureSpec, SequenceArrays
-    from core.loaders import write_events
     from core.vocab import Vocabulary
+    from eventlogs.loaders import write_events
     from interest.features_cmd import app
 
     write_events(_events(), tmp_path / "events.csv")
@@ -106,7 +106,7 @@ def test_features_command_reports_bad_input(tmp_path, state_dir):
 @pytest.mark.slow
 def test_taobao_sample_matches_readme_purchase_rate(shared_data):
     from core.config import DataConfig
-    from core.loaders import load_events
+    from eventlogs.loaders import load_events
 
     events = load_events(shared_data / "taobao_userbehavior" / "user_behavior.csv", DataConfig())
     config = ProjectConfig.model_validate({"split": {"test_cutoff": "2017-11-30T16:00:00Z"}})

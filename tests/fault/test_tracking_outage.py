@@ -190,8 +190,8 @@ def services(tmp_path: Path) -> Iterator[tuple[Postgres, MlflowServer]]:
 
 
 def _write_inputs(tmp_path: Path, pg: Postgres, server: MlflowServer) -> tuple[Path, Path]:
-    from core.loaders import write_events
-    from core.synth import SynthConfig, generate_events
+    from eventlogs.loaders import write_events
+    from synthlogs.generator import SynthConfig, generate_events
 
     events = tmp_path / "events.parquet"
     write_events(generate_events(SynthConfig(n_users=100, n_days=14, seed=7)).events, events)
@@ -284,7 +284,7 @@ def _expect_outage(proc: subprocess.Popen, log: Path, names: tuple[str, ...]) ->
 def _registry(tracking: str) -> tuple[list[str], dict[str, str]]:
     from mlflow import MlflowClient
 
-    from core.registry_client import model_aliases
+    from modelkit.registry import model_aliases
 
     client = MlflowClient(tracking_uri=tracking, registry_uri=tracking)
     versions = [v.version for v in client.search_model_versions(f"name = '{MODEL}'")]

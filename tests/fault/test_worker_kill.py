@@ -29,7 +29,7 @@ WORKER = """
 import json, sys
 from core.config import load_config
 from core.dataset import prepare_dataset
-from core.synth import SynthConfig, generate_events
+from synthlogs.generator import SynthConfig, generate_events
 from training.tune import run_study
 
 overrides = json.loads(sys.argv[1])
@@ -89,7 +89,7 @@ def test_killed_worker_trial_is_failed_retried_and_its_run_closed(tmp_path, monk
 
     from core.config import load_config
     from core.dataset import prepare_dataset
-    from core.synth import SynthConfig, generate_events
+    from synthlogs.generator import SynthConfig, generate_events
     from training.tune import run_study
     from training.workers import NOTE_TAG
 

@@ -63,7 +63,7 @@ def test_validate_real_tmall(runner, shared_data, state_dir):
 
 def test_validate_out_writes_canonical_events(runner, tmp_path, state_dir):
     from core.config import DataConfig
-    from core.loaders import load_events
+    from eventlogs.loaders import load_events
 
     path, out = tmp_path / "t.csv", tmp_path / "canon.parquet"
     path.write_text(HEAD + "1,2,3,pv,1511544070\n1,2,3,wink,1511544071\n7,8,9,buy,1511544072\n")

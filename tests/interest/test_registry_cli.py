@@ -35,7 +35,7 @@ def log_run(env: dict[str, str], value: float) -> str:
     """Log a run with a tiny pyfunc model and metrics into the store named by ``env``."""
     import mlflow
 
-    from core.registry_client import registry_client
+    from modelkit.registry import registry_client
     from training.promotion import ensure_experiment
 
     class Echo(mlflow.pyfunc.PythonModel):

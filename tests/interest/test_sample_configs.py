@@ -8,7 +8,7 @@ import pytest
 
 from core.config import load_config
 from core.dataset import prepare_dataset
-from core.loaders import load_events
+from eventlogs.loaders import load_events
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SAMPLES = {

@@ -5,9 +5,9 @@ from __future__ import annotations
 import pandas as pd
 from typer.testing import CliRunner
 
-from core.synth import SynthConfig, generate_events
-from core.synth_stream import write_synthetic_parquet
 from interest.synth_cmd import app, truth_path
+from synthlogs.generator import SynthConfig, generate_events
+from synthlogs.stream import write_synthetic_parquet
 
 ARGS = ["generate", "--users", "120", "--days", "4", "--seed", "2"]
 

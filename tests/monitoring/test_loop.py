@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 
 from core.config import ProjectConfig, load_config
-from core.registry_client import registered_champion
+from modelkit.registry import registered_champion
 from monitoring.loop import (
     LEDGER_FILE,
     LOCK_FILE,

@@ -20,10 +20,10 @@ import typer
 from typer.testing import CliRunner
 
 from core.config import ProjectConfig, load_config
-from core.registry_client import registered_champion, registry_client
-from core.synth import SynthConfig, generate_events
 from interest.monitor_cmd import app as monitor_app
+from modelkit.registry import registered_champion, registry_client
 from monitoring.loop import LEDGER_FILE, LOCK_FILE, Ledger, monitoring_dir, run_lock
+from synthlogs.generator import SynthConfig, generate_events
 
 pytestmark = pytest.mark.slow
 
@@ -62,7 +62,7 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
             SynthConfig(n_users=120, n_days=12, seed=4, shift_at="2024-01-07", shift_fraction=0.8)
         ).events
         recent_path = root / "recent.parquet"
-        from core.loaders import write_events
+        from eventlogs.loaders import write_events
 
         write_events(recent, recent_path)
         yield {"config": config, "env": variables, "recent": recent_path, "root": root}

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 
 from core.config import FeatureConfig, load_config
 from core.hashing import hash_user
-from core.loaders import write_events
 from core.schema import conform
+from eventlogs.loaders import write_events
 from interest.monitor_cmd import app as monitor_app
 from monitoring.performance import evaluate_log
 

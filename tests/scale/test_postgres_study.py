@@ -45,7 +45,7 @@ def test_two_workers_share_one_study_and_one_parent_run(tmp_path: Path) -> None:
 
     from core.config import load_config
     from core.dataset import prepare_dataset
-    from core.synth import SynthConfig, generate_events
+    from synthlogs.generator import SynthConfig, generate_events
     from training.tune import run_study
 
     pg, tracking = _services()

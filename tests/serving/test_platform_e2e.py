@@ -25,8 +25,8 @@ def registered(tmp_path_factory):
 
     from core.config import ProjectConfig
     from core.dataset import prepare_dataset
-    from core.synth import SynthConfig, generate_events
-    from training.model_config import ModelConfig
+    from modelkit.model_config import ModelConfig
+    from synthlogs.generator import SynthConfig, generate_events
     from training.refit import refit_best
     from training.registry import promote_version, register_run
     from training.search import TrialPlan
@@ -99,11 +99,11 @@ def _registry_predictions(config, bodies: list[dict], cutoffs: list[str]) -> lis
     """The champion as MLflow serves it, on features built with the registered bundle."""
     import mlflow
 
-    import core.layers  # noqa: F401  (custom layers for deserialisation)
+    import modelkit.layers  # noqa: F401  (custom layers for deserialisation)
     from core.config import FeatureConfig
     from core.features import build_features
-    from core.registry_client import download_bundle
     from core.vocab import Vocabulary
+    from modelkit.registry import download_bundle
     from serving.encode import events_frame
     from serving.schemas import PredictRequest
 

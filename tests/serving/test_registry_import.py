@@ -10,7 +10,7 @@ import pytest
 
 from core.arrays import FeatureSpec
 from core.config import PathsConfig, ProjectConfig
-from core.registry_client import registry_client
+from modelkit.registry import registry_client
 
 SPEC = FeatureSpec(20, 3, 6, 5, 4, 40, 2, "day", "3D", "vocabhash0001")
 

@@ -46,13 +46,13 @@ def small_store(tmp: Path) -> tuple[Path, Path, str]:
     Returns:
         The bundle folder, the BentoML home and the imported model's tag.
     """
-    from core.bundle import save_bundle
     from core.config import FeatureConfig
     from core.features import feature_spec
     from core.vocab import fit_vocabulary
+    from modelkit.builder import build_model
+    from modelkit.bundle import save_bundle
+    from modelkit.model_config import ModelConfig
     from serving.store import import_bundle
-    from training.model import build_model
-    from training.model_config import ModelConfig
 
     fc = FeatureConfig(max_events=20, n_periods=3, top_categories=5, future_periods=2)
     vocab = fit_vocabulary(_frame(), fc)
@@ -125,8 +125,8 @@ def _events(n: int = 6, end: datetime | None = None, unknown: bool = False) -> l
 
 
 def _reference(bundle_dir: Path, body: dict, cutoff: str) -> dict:
-    from core.bundle import load_bundle
     from core.features import build_features
+    from modelkit.bundle import load_bundle
     from serving.encode import events_frame
     from serving.schemas import PredictRequest
 

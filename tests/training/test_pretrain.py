@@ -8,8 +8,8 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np
 
-from training.model import build_model
-from training.model_config import ModelConfig
+from modelkit.builder import build_model
+from modelkit.model_config import ModelConfig
 from training.pretrain import (
     CATEGORY_LAYERS,
     build_pretrain_model,

@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from core.config import PathsConfig, ProjectConfig, RegistryConfig
-from core.registry_client import download_bundle, registered_champion, registry_client
+from modelkit.registry import download_bundle, registered_champion, registry_client
 from training.promotion import Candidate
 from training.registry import promote_version, register_run, rollback
 from training.status import status

@@ -14,7 +14,7 @@ import pytest
 
 from core.config import ProjectConfig, load_config
 from core.dataset import PreparedData, prepare_dataset
-from core.synth import SynthConfig, generate_events
+from synthlogs.generator import SynthConfig, generate_events
 
 pytestmark = pytest.mark.slow
 
@@ -93,7 +93,7 @@ def test_champion_loads_from_registry_and_predicts_like_the_in_memory_model(
 ) -> None:
     import mlflow
 
-    import core.layers  # noqa: F401  (registers the custom layers for deserialisation)
+    import modelkit.layers  # noqa: F401  (registers the custom layers for deserialisation)
     from training.fit import predict_arrays
     from training.registry import promote_version
 
@@ -113,7 +113,7 @@ def test_champion_loads_from_registry_and_predicts_like_the_in_memory_model(
 
 def test_interrupted_study_registers_nothing_and_resumes(setup, first_study, monkeypatch) -> None:
     import training.tune as tune
-    from core.registry_client import registered_champion
+    from modelkit.registry import registered_champion
 
     config, events, data = setup
     champion_before = registered_champion(config)

@@ -1,0 +1,1 @@
+"""Evaluation shared by training, the promotion gate and monitoring: metrics and baselines."""

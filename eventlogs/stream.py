@@ -1,0 +1,271 @@
+"""Out-of-core feature building: the results of ``prepare_dataset`` on logs too big for memory.
+
+Features are per user, so users are hash-partitioned into buckets (:mod:`eventlogs.partition`)
+and each bucket goes through the in-memory feature code unchanged:
+
+1. scan ``timestamp`` (row count, how times parse);
+2. validate and partition every batch, tracking the first and last event time;
+3. per bucket: drop duplicates/window rows, count categories before the validation cutoff,
+   sum the content hash -> vocabulary and fingerprint;
+4. per bucket: :func:`core.encoding.encode_codes` + :func:`core.features.build_features`,
+   written as ``out/{train,val,test}/part-NNNNN.npz`` shards.
+
+Peak memory is one read batch or one bucket, not the log. Results equal ``prepare_dataset``
+on ``load_events`` output (same vocabulary, fingerprint, cutoffs and samples; only the
+sample order differs: by bucket, then cutoff, then user).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import resource
+import tempfile
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+
+from core.config import ProjectConfig
+from core.dataset import HASHED_COLUMNS, DataFingerprint, digest_rows
+from core.encoding import encode_codes
+from core.features import build_features, feature_spec
+from core.splits import Splits, splits_from_range
+from core.vocab import Vocabulary, vocabulary_from_counts
+from eventlogs.formats import FORMATS
+from eventlogs.partition import PartitionResult, partition_events
+from eventlogs.stream_io import file_columns, iter_parts, load_split, save_part, scan_times
+from eventlogs.validation import DROP_REASONS, ValidationReport, check_drop_share, window_bound
+
+__all__ = ["StreamReport", "iter_parts", "load_split", "prepare_streaming"]
+
+SPLITS = ("train", "val", "test")
+logger = logging.getLogger(__name__)
+
+
+@dataclass
+class StreamReport:
+    """What a streaming run read, kept and wrote, and what it cost."""
+
+    source: str
+    out: str
+    rows_read: int
+    rows_kept: int
+    dropped: dict[str, int]
+    notes: list[str]
+    samples: dict[str, int]
+    buckets: int
+    seconds: float
+    peak_rss_mb: float  # ru_maxrss of the whole process, so far
+    fingerprint: DataFingerprint
+    stage_seconds: dict[str, float] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def prepare_streaming(
+    source: Path,
+    config: ProjectConfig,
+    name: str,
+    out: Path,
+    *,
+    work_dir: Path | None = None,
+    rows_per_bucket: int = 3_000_000,
+    batch_rows: int = 1_000_000,
+    vocab: Vocabulary | None = None,
+) -> StreamReport:
+    """Build train/val/test shards from a canonical CSV or Parquet file, out of core.
+
+    Args:
+        source: event log in the ``canonical`` format.
+        config: ``data`` (window, ``max_drop_share``), ``features`` and ``split`` are read.
+        name: dataset name recorded in the fingerprint.
+        out: output folder (old ``part-*.npz`` shards in its split folders are replaced).
+        work_dir: where the temporary bucket files go (default: inside ``out``).
+        rows_per_bucket: target rows per bucket; one bucket's arrays and features must
+            fit in memory.
+        batch_rows: rows per read batch.
+        vocab: reuse this vocabulary instead of fitting one.
+
+    Returns:
+        The :class:`StreamReport` (also written to ``out/report.json``).
+
+    Raises:
+        DataValidationError: unusable file or too many invalid rows (see ``load_events``).
+        ValueError: on leaky or history-less splits, or a split without samples.
+    """
+    start, stages = time.perf_counter(), {}
+    source, out = Path(source), Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    rows, mode = scan_times(source, file_columns(source), batch_rows)
+    n_buckets = max(1, math.ceil(rows / rows_per_bucket))
+    stages["scan_s"] = time.perf_counter() - start
+    data = config.data
+    window = tuple(
+        None if b is None else b.value
+        for b in (
+            window_bound(data.window_start, "window_start"),
+            window_bound(data.window_end, "window_end"),
+        )
+    )
+    drop_duplicates = FORMATS["canonical"].drop_duplicates
+    with tempfile.TemporaryDirectory(prefix="stream-", dir=work_dir or out) as tmp:
+        part = partition_events(
+            source,
+            Path(tmp),
+            n_buckets=n_buckets,
+            batch_rows=batch_rows,
+            time_mode=mode,
+            window=window,
+            all_columns=drop_duplicates,
+        )
+        stages["partition_s"] = time.perf_counter() - start - sum(stages.values())
+        logger.info("partitioned %s rows into %s buckets", part.rows_read, len(part.buckets))
+        report = ValidationReport(source=str(source), format="canonical")
+        splits = _splits(part, config)
+        counts, content, kept = _count(part, splits, window, drop_duplicates, report)
+        check_drop_share(report, data.max_drop_share)
+        if vocab is None:
+            vocab = vocabulary_from_counts(counts[counts > 0], config.features)
+        stages["count_s"] = time.perf_counter() - start - sum(stages.values())
+        samples = _write_features(part, splits, vocab, config, window, drop_duplicates, out)
+        stages["features_s"] = time.perf_counter() - start - sum(stages.values())
+    for split_name, n in samples.items():
+        if n == 0:
+            raise ValueError(f"{name}: the {split_name} split has no samples")
+    fingerprint = DataFingerprint(
+        dataset=name,
+        rows=kept,
+        content_hash=digest_rows(kept, HASHED_COLUMNS, content),
+        vocab_hash=vocab.hash,
+        cutoffs=splits.to_dict(),
+    )
+    vocab.save(out / "vocab.json")
+    (out / "feature_spec.json").write_text(feature_spec(vocab, config.features).to_json())
+    (out / "fingerprint.json").write_text(
+        json.dumps(fingerprint.to_dict(), indent=1, sort_keys=True)
+    )
+    result = StreamReport(
+        source=str(source),
+        out=str(out),
+        rows_read=part.rows_read,
+        rows_kept=kept,
+        dropped=dict(report.dropped),
+        notes=report.notes,
+        samples=samples,
+        buckets=n_buckets,
+        seconds=time.perf_counter() - start,
+        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        fingerprint=fingerprint,
+        stage_seconds={k: round(v, 2) for k, v in stages.items()},
+    )
+    (out / "report.json").write_text(json.dumps(result.to_dict(), indent=1, sort_keys=True))
+    return result
+
+
+def _splits(part: PartitionResult, config: ProjectConfig) -> Splits:
+    if part.first_ns is None or part.last_ns is None:
+        raise ValueError("cannot derive split cutoffs from an empty event log")
+    first = pd.Timestamp(part.first_ns, unit="ns", tz="UTC")
+    last = pd.Timestamp(part.last_ns, unit="ns", tz="UTC")
+    return splits_from_range(first, last, config.split, config.features)
+
+
+def _read_bucket(
+    path: Path, window: tuple[int | None, int | None], drop_duplicates: bool
+) -> tuple[pa.Table, int, int]:
+    """Return a bucket's kept rows, and its duplicate and outside-window counts."""
+    table = pa.ipc.open_stream(str(path)).read_all()
+    keep = np.ones(table.num_rows, dtype=bool)
+    if drop_duplicates:
+        keep = ~pd.Series(table.column("dup_hash").to_numpy()).duplicated(keep="first").to_numpy()
+    duplicates = int((~keep).sum())
+    times = table.column("time").to_numpy()
+    if window[0] is not None:
+        keep &= times >= window[0]
+    if window[1] is not None:
+        keep &= times < window[1]
+    outside = int(table.num_rows - duplicates - keep.sum())
+    if not keep.all():
+        table = table.filter(pa.array(keep))
+    return table, duplicates, outside
+
+
+def _count(
+    part: PartitionResult,
+    splits: Splits,
+    window: tuple[int | None, int | None],
+    drop_duplicates: bool,
+    report: ValidationReport,
+) -> tuple[pd.Series, int, int]:
+    """Pass 3: category counts before the validation cutoff, content-hash sum, kept rows."""
+    report.rows_read = part.rows_read
+    report.dropped = dict.fromkeys(DROP_REASONS, 0) | part.dropped
+    if any(part.missing_per_column.values()):
+        counts = ", ".join(f"{col} {n:,}" for col, n in part.missing_per_column.items())
+        report.notes.append(f"missing_id per column (a row may miss several): {counts}")
+    counts = np.zeros(len(part.categories), dtype=np.int64)
+    total, kept = 0, 0
+    for path in part.buckets:
+        table, duplicates, outside = _read_bucket(path, window, drop_duplicates)
+        report.dropped["duplicate"] += duplicates
+        report.dropped["outside_window"] += outside
+        before = table.column("time").to_numpy() < splits.val.value
+        cats = table.column("cat").to_numpy()[before]
+        counts += np.bincount(cats, minlength=len(part.categories))
+        total += int(table.column("row_hash").to_numpy().sum(dtype=np.uint64))
+        kept += table.num_rows
+    report.rows_kept = kept
+    return pd.Series(counts, index=pd.Index(part.categories, dtype=object)), total % 2**64, kept
+
+
+def _write_features(
+    part: PartitionResult,
+    splits: Splits,
+    vocab: Vocabulary,
+    config: ProjectConfig,
+    window: tuple[int | None, int | None],
+    drop_duplicates: bool,
+    out: Path,
+) -> dict[str, int]:
+    """Pass 4: features of one bucket at a time, each split written as one shard."""
+    for split_name in SPLITS:
+        (out / split_name).mkdir(exist_ok=True)
+        for old in (out / split_name).glob("part-*.npz"):
+            old.unlink()
+    lut = vocab.encode(np.asarray(part.categories, dtype=object))
+    samples = dict.fromkeys(SPLITS, 0)
+    cutoffs = {"train": splits.train, "val": [splits.val], "test": [splits.test]}
+    for index, path in enumerate(part.buckets):
+        table, _, _ = _read_bucket(path, window, drop_duplicates)
+        if table.num_rows == 0:
+            continue
+        users = table.column("user_id").combine_chunks().dictionary_encode()
+        order = (
+            users.dictionary.to_numpy(zero_copy_only=False).astype(object).argsort(kind="stable")
+        )
+        rank = np.empty(order.size, dtype=np.int64)
+        rank[order] = np.arange(order.size)
+        encoded = encode_codes(
+            rank[users.indices.to_numpy()],
+            users.dictionary.to_numpy(zero_copy_only=False).astype(object)[order],
+            table.column("time").to_numpy(),
+            lut[table.column("cat").to_numpy()],
+            table.column("beh").to_numpy(),
+            vocab,
+        )
+        del table, users
+        for split_name in SPLITS:
+            arrays = build_features(encoded, cutoffs[split_name], vocab, config.features)
+            samples[split_name] += len(arrays)
+            if len(arrays):
+                save_part(arrays, out / split_name / f"part-{index:05d}.npz")
+        logger.info("bucket %s/%s: %s events", index + 1, len(part.buckets), len(encoded))
+    return samples
