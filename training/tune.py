@@ -8,29 +8,25 @@ alias moves unless every step before it succeeded.
 
 from __future__ import annotations
 
-import contextlib
-import math
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
 import keras
+import mlflow
 import optuna
 import pandas as pd
+from optuna.visualization import plot_optimization_history, plot_param_importances
 
 from core.config import ProjectConfig
 from core.dataset import PreparedData
-from evaluation.metrics import evaluate_predictions
-from training.fit import fit_model, predict_arrays
-from training.outage import FAILURE_ATTR, OutageGuard, note_stage, outage_error, tracked_run
-from training.search import TrialPlan, suggest
+from training.outage import OutageGuard, tracked_run
+from training.promotion import PromotionDecision
+from training.refit import RefitResult, gate_and_register, refit_best
+from training.search import TrialPlan
 from training.tracking import fingerprint_tags, finite_metrics, log_data_input, setup_tracking
-from training.workers import (
-    close_orphan_runs,
-    optimize_shared,
-    run_local_workers,
-    storage_warning,
-)
+from training.trials import open_study, optimize_shared
+from training.workers import close_orphan_runs, run_local_workers, storage_warning
 
 
 @dataclass
@@ -43,149 +39,14 @@ class StudyOutcome:
     best_params: dict[str, Any]
     n_complete: int
     n_pruned: int
-    refit: Any = None  # training.refit.RefitResult
+    refit: RefitResult | None = None
     version: str | None = None
-    decision: Any = None  # training.promotion.PromotionDecision
+    decision: PromotionDecision | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def open_study(config: ProjectConfig, name: str, *, resume: bool, seed: int) -> optuna.Study:
-    """Create (or, with ``resume``, reload) the study on the configured storage.
-
-    Heartbeat interval and grace period come from :func:`training.workers.heartbeat_settings`
-    (30 s / 90 s unless ``INTEREST_OPTUNA_HEARTBEAT_S`` / ``INTEREST_OPTUNA_GRACE_S`` are set).
-
-    Raises:
-        ValueError: if the study exists and ``resume`` is false, or is missing on resume.
-    """
-    from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-
-    from training.workers import heartbeat_settings
-
-    url = config.paths.resolved().optuna_storage
-    interval, grace = heartbeat_settings()
-    config.paths.resolved().state_dir.mkdir(parents=True, exist_ok=True)
-    with warnings.catch_warnings():  # heartbeats are flagged experimental
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        # A worker killed mid-trial stops beating: its trial is failed and retried once.
-        storage = RDBStorage(
-            url,
-            heartbeat_interval=interval,
-            grace_period=grace,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
-        )
-    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
-    if name in names and not resume:
-        raise ValueError(
-            f"study {name!r} already exists in {url}; pass --resume to continue it "
-            "or --study-name to start another"
-        )
-    if name not in names and resume:
-        raise ValueError(f"no study named {name!r} in {url} to resume")
-    return optuna.create_study(
-        study_name=name,
-        storage=storage,
-        direction="maximize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
-        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
-        load_if_exists=resume,
-    )
-
-
-def make_objective(
-    config: ProjectConfig,
-    data: PreparedData,
-    *,
-    warm_start: keras.Model | None,
-    study_name: str,
-    parent_run_id: str | None = None,
-) -> Any:
-    """Build ``objective(trial) -> validation primary metric`` with one nested run per trial.
-
-    Runs nest under the active run or, in a worker process with none, under ``parent_run_id``.
-    A lost tracking server or database fails the trial with a
-    :class:`~training.outage.ServiceOutage` naming it, which stops the study.
-    """
-    import mlflow
-    from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
-
-    from training.workers import worker_label
-
-    metric = config.registry.primary_metric
-    train_cfg = config.train
-
-    def run_trial(trial: optuna.Trial) -> float:
-        note_stage(f"running trial {trial.number}")
-        plan = suggest(trial, can_warm_start=warm_start is not None)
-        tags = {
-            "optuna.study": study_name,
-            "optuna.trial": str(trial.number),
-            "interest.worker": worker_label(),
-        }
-        nested = mlflow.active_run() is not None
-        if not nested and parent_run_id:
-            tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
-        with tracked_run(
-            config, run_name=f"trial-{trial.number:03d}", nested=nested, tags=tags
-        ) as run:
-            trial.set_user_attr("mlflow_run_id", run.info.run_id)
-            mlflow.log_params(plan.params())
-            mlflow.set_tags(fingerprint_tags(data))
-
-            def on_epoch(epoch: int, model: keras.Model) -> dict[str, float]:
-                scores = evaluate_predictions(predict_arrays(model, data.val), data.val)
-                figures = finite_metrics(scores, prefix="val_")
-                mlflow.log_metrics(figures, step=epoch)
-                trial.report(scores[metric], epoch)
-                if trial.should_prune():
-                    raise optuna.TrialPruned(f"pruned at epoch {epoch}: {scores[metric]:.4f}")
-                return figures
-
-            try:
-                result = fit_model(
-                    plan,
-                    data.spec,
-                    data.train,
-                    epochs=train_cfg.epochs,
-                    batch_size=train_cfg.batch_size,
-                    seed=train_cfg.seed + trial.number,
-                    pretrain_epochs=train_cfg.pretrain_epochs,
-                    warm_start=warm_start,
-                    on_epoch=on_epoch,
-                )
-            except optuna.TrialPruned:
-                mlflow.set_tag("optuna.state", "PRUNED")
-                mlflow.end_run(status="KILLED")
-                raise
-            value = result.history[-1][f"val_{metric}"]
-            trial.set_user_attr("epochs", result.epochs)
-            mlflow.log_metrics({"transferred_layers": result.transferred_layers})
-            mlflow.log_metrics({"fit_seconds": result.seconds, metric: value})
-            mlflow.set_tag("optuna.state", "COMPLETE")
-            if not math.isfinite(value):
-                raise ValueError(f"trial {trial.number}: validation {metric} is not finite")
-            return value
-
-    def objective(trial: optuna.Trial) -> float:
-        try:
-            return run_trial(trial)
-        except Exception as err:
-            stage = f"running trial {trial.number}"
-            outage = outage_error(err, config, study_name=study_name, stage=stage)
-            if outage is None:
-                raise
-            with contextlib.suppress(Exception):  # unless the storage is what failed
-                trial.set_user_attr(FAILURE_ATTR, outage.summary[:1000])
-            raise outage from err
-
-    return objective
 
 
 def log_study_plots(study: optuna.Study) -> None:
     """Attach Optuna's optimisation history and parameter importances to the parent run."""
-    import mlflow
-    from optuna.visualization import plot_optimization_history, plot_param_importances
-
     mlflow.log_figure(plot_optimization_history(study), "optuna/optimization_history.html")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) >= 2:
@@ -230,10 +91,6 @@ def run_study(
         training.outage.ServiceOutage: the tracking server or the database stopped
             answering; the message names it and the step, and how to resume.
     """
-    import mlflow
-
-    from training.refit import gate_and_register, refit_best
-
     name = study_name or config.train.study_name
     paths = config.paths.resolved()
     caution = storage_warning(paths.optuna_storage, paths.tracking_uri, workers)
@@ -297,12 +154,13 @@ def run_study(
             guard.stage = f"refitting trial {best.number}"
             plan = TrialPlan.from_params(best.params)
             epochs = int(best.user_attrs.get("epochs", config.train.epochs))
-            outcome.refit = refit_best(
+            refit = refit_best(
                 config, events, data, plan, epochs=epochs, warm_start=warm_start, study_name=name
             )
+            outcome.refit = refit
         if register:
             guard.stage, guard.registering = "registering the refit model", True
             outcome.version, outcome.decision = gate_and_register(
-                config, events, data, outcome.refit, study_name=name
+                config, events, data, refit, study_name=name
             )
     return outcome

@@ -12,38 +12,24 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
-import socket
 import tempfile
 import warnings
 from pathlib import Path
-from typing import Any
 
+import keras
+import mlflow
 import optuna
+from optuna.storages import RetryFailedTrialCallback, fail_stale_trials
 
+import modelkit.layers  # noqa: F401  (registers the custom layers for loading a warm start)
 from core.config import ProjectConfig
 from core.dataset import PreparedData
+from training.outage import FAILURE_ATTR, OutageGuard
+from training.tracking import setup_tracking
+from training.trials import FINISHED, heartbeat_settings, open_study, optimize_shared
 
-HEARTBEAT_ENV = "INTEREST_OPTUNA_HEARTBEAT_S"
-GRACE_ENV = "INTEREST_OPTUNA_GRACE_S"
 #: MLflow tag explaining why a trial's run was closed by someone other than its worker.
 NOTE_TAG = "interest.note"
-FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
-
-
-def heartbeat_settings(env: dict[str, str] | None = None) -> tuple[int, int]:
-    """Return ``(heartbeat_interval_s, grace_period_s)``: defaults 30 and 90, env overrides.
-
-    A worker beats every interval; a RUNNING trial without a beat for the grace period is
-    failed (and retried once) by the next worker that starts a trial or by a resume.
-    """
-    env = os.environ if env is None else env
-    interval = int(env.get(HEARTBEAT_ENV) or 30)
-    grace = int(env.get(GRACE_ENV) or 3 * interval)
-    if interval < 1 or grace <= interval:
-        raise ValueError(
-            f"{HEARTBEAT_ENV}={interval} must be >= 1 and {GRACE_ENV}={grace} above it"
-        )
-    return interval, grace
 
 
 def storage_warning(storage_url: str, tracking_uri: str, workers: int) -> str | None:
@@ -74,46 +60,13 @@ def trial_quotas(remaining: int, workers: int) -> list[int]:
     return [base + (1 if i < extra else 0) for i in range(workers)]
 
 
-def optimize_shared(
-    config: ProjectConfig,
-    study: optuna.Study,
-    data: PreparedData,
-    *,
-    n_trials: int,
-    warm_start: Any = None,
-    show_progress: bool = False,
-) -> None:
-    """Run up to ``n_trials`` trials of ``study``, stopping once the study is full.
-
-    The one optimisation loop of every process: the coordinator's own loop, spawned
-    workers and remote ``--worker-only`` workers all call this.
-    """
-    from training.outage import quiet_outage_tracebacks
-    from training.tune import make_objective
-
-    quiet_outage_tracebacks(config)
-    parent = study.user_attrs.get("mlflow_parent_run_id")
-    objective = make_objective(
-        config, data, warm_start=warm_start, study_name=study.study_name, parent_run_id=parent
-    )
-    # Several workers share one target: stop when finished trials reach it, whoever ran them.
-    full = optuna.study.MaxTrialsCallback(config.train.trials, states=FINISHED)
-    study.optimize(
-        objective,
-        n_trials=n_trials,
-        timeout=config.train.timeout_s,
-        callbacks=[full],
-        show_progress_bar=show_progress,
-    )
-
-
 def run_worker(
     config: ProjectConfig,
     data: PreparedData,
     *,
     study_name: str | None = None,
     n_trials: int | None = None,
-    warm_start: Any = None,
+    warm_start: keras.Model | None = None,
     seed_offset: int | None = None,
     show_progress: bool = False,
 ) -> int:
@@ -135,10 +88,6 @@ def run_worker(
         ValueError: no such study, or it has no parent run (start the coordinator first).
         training.outage.ServiceOutage: the tracking server or the database stopped answering.
     """
-    from training.outage import OutageGuard
-    from training.tracking import setup_tracking
-    from training.tune import open_study
-
     name = study_name or config.train.study_name
     with OutageGuard(config, name, stage="joining the study as a worker") as guard:
         setup_tracking(config)
@@ -173,13 +122,8 @@ def _worker_main(
     index: int,
     warm_start_path: str | None,
 ) -> None:
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     warm = None
     if warm_start_path:
-        import keras
-
-        import modelkit.layers  # noqa: F401  (registers the custom layers for loading)
-
         warm = keras.saving.load_model(warm_start_path, safe_mode=True)
     run_worker(
         config,
@@ -198,7 +142,7 @@ def run_local_workers(
     study_name: str,
     remaining: int,
     workers: int,
-    warm_start: Any = None,
+    warm_start: keras.Model | None = None,
 ) -> list[int]:
     """Spawn ``workers`` processes on this machine that share ``remaining`` trials; wait.
 
@@ -206,6 +150,9 @@ def run_local_workers(
         Each worker's exit code (0: finished; negative: killed by that signal).
     """
     quotas = [q for q in trial_quotas(remaining, workers) if q > 0]
+    # A spawned child imports TensorFlow while unpickling its target, before any code of
+    # its own runs: it can only be quietened through the environment it inherits.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     # spawn, not fork: TensorFlow's threads do not survive a fork.
     context = mp.get_context("spawn")
     with tempfile.TemporaryDirectory(prefix="interest-workers-") as tmp:
@@ -228,11 +175,6 @@ def run_local_workers(
     return [int(proc.exitcode or 0) for proc in procs]
 
 
-def worker_label() -> str:
-    """``host:pid`` of this process, tagged on every trial run."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 def close_orphan_runs(config: ProjectConfig, study: optuna.Study) -> list[str]:
     """Fail stale trials, then close the MLflow runs their dead workers left RUNNING.
 
@@ -245,11 +187,6 @@ def close_orphan_runs(config: ProjectConfig, study: optuna.Study) -> list[str]:
     Returns:
         The MLflow run ids that were closed.
     """
-    import mlflow
-    from optuna.storages import RetryFailedTrialCallback, fail_stale_trials
-
-    from training.outage import FAILURE_ATTR
-
     with warnings.catch_warnings():  # both are flagged experimental
         warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
         fail_stale_trials(study)

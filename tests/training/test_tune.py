@@ -112,6 +112,7 @@ def test_champion_loads_from_registry_and_predicts_like_the_in_memory_model(
 
 
 def test_interrupted_study_registers_nothing_and_resumes(setup, first_study, monkeypatch) -> None:
+    import training.trials as trials
     import training.tune as tune
     from modelkit.registry import registered_champion
 
@@ -125,7 +126,7 @@ def test_interrupted_study_registers_nothing_and_resumes(setup, first_study, mon
 
     config2 = config.model_copy(deep=True)
     config2.train.trials = 2
-    monkeypatch.setattr(tune, "fit_model", interrupted)
+    monkeypatch.setattr(trials, "fit_model", interrupted)
     with pytest.raises(KeyboardInterrupt):
         tune.run_study(config2, events, data, source="synthetic", resume=True, show_progress=False)
     monkeypatch.undo()
@@ -145,7 +146,7 @@ def test_interrupted_study_registers_nothing_and_resumes(setup, first_study, mon
 
 
 def test_existing_study_without_resume_is_refused(setup, first_study) -> None:
-    from training.tune import open_study
+    from training.trials import open_study
 
     config, _, _ = setup
     with pytest.raises(ValueError, match="--resume"):

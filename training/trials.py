@@ -1,0 +1,217 @@
+"""Trials of one Optuna study: open the study, the objective, and the optimisation loop.
+
+Every process that runs trials uses this module: the coordinator (:mod:`training.tune`),
+local spawned workers and remote ``--worker-only`` workers (:mod:`training.workers`). Each
+trial reads top to bottom: suggest a plan -> build and fit it -> report the validation
+metric per epoch (pruning when the median says so) -> log one nested MLflow run.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import socket
+import warnings
+from collections.abc import Callable
+
+import keras
+import mlflow
+import optuna
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
+
+from core.config import ProjectConfig
+from core.dataset import PreparedData
+from evaluation.metrics import evaluate_predictions
+from training.fit import fit_model, predict_arrays
+from training.outage import (
+    FAILURE_ATTR,
+    note_stage,
+    outage_error,
+    quiet_outage_tracebacks,
+    tracked_run,
+)
+from training.search import suggest
+from training.tracking import fingerprint_tags, finite_metrics
+
+HEARTBEAT_ENV = "INTEREST_OPTUNA_HEARTBEAT_S"
+GRACE_ENV = "INTEREST_OPTUNA_GRACE_S"
+#: States that count towards ``train.trials``, whichever worker ran them.
+FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
+
+Objective = Callable[[optuna.Trial], float]
+
+
+def heartbeat_settings(env: dict[str, str] | None = None) -> tuple[int, int]:
+    """Return ``(heartbeat_interval_s, grace_period_s)``: defaults 30 and 90, env overrides.
+
+    A worker beats every interval; a RUNNING trial without a beat for the grace period is
+    failed (and retried once) by the next worker that starts a trial or by a resume.
+    """
+    env = os.environ if env is None else env
+    interval = int(env.get(HEARTBEAT_ENV) or 30)
+    grace = int(env.get(GRACE_ENV) or 3 * interval)
+    if interval < 1 or grace <= interval:
+        raise ValueError(
+            f"{HEARTBEAT_ENV}={interval} must be >= 1 and {GRACE_ENV}={grace} above it"
+        )
+    return interval, grace
+
+
+def worker_label() -> str:
+    """``host:pid`` of this process, tagged on every trial run."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def open_study(config: ProjectConfig, name: str, *, resume: bool, seed: int) -> optuna.Study:
+    """Create (or, with ``resume``, reload) the study on the configured storage.
+
+    Heartbeat interval and grace period come from :func:`heartbeat_settings` (30 s / 90 s
+    unless ``INTEREST_OPTUNA_HEARTBEAT_S`` / ``INTEREST_OPTUNA_GRACE_S`` are set).
+
+    Raises:
+        ValueError: if the study exists and ``resume`` is false, or is missing on resume.
+    """
+    url = config.paths.resolved().optuna_storage
+    interval, grace = heartbeat_settings()
+    config.paths.resolved().state_dir.mkdir(parents=True, exist_ok=True)
+    with warnings.catch_warnings():  # heartbeats are flagged experimental
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        # A worker killed mid-trial stops beating: its trial is failed and retried once.
+        storage = RDBStorage(
+            url,
+            heartbeat_interval=interval,
+            grace_period=grace,
+            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(max_retry=1),
+        )
+    names = {s.study_name for s in optuna.get_all_study_summaries(storage)}
+    if name in names and not resume:
+        raise ValueError(
+            f"study {name!r} already exists in {url}; pass --resume to continue it "
+            "or --study-name to start another"
+        )
+    if name not in names and resume:
+        raise ValueError(f"no study named {name!r} in {url} to resume")
+    return optuna.create_study(
+        study_name=name,
+        storage=storage,
+        direction="maximize",
+        sampler=optuna.samplers.TPESampler(seed=seed),
+        pruner=optuna.pruners.MedianPruner(n_startup_trials=2, n_warmup_steps=1),
+        load_if_exists=resume,
+    )
+
+
+def make_objective(
+    config: ProjectConfig,
+    data: PreparedData,
+    *,
+    warm_start: keras.Model | None,
+    study_name: str,
+    parent_run_id: str | None = None,
+) -> Objective:
+    """Build ``objective(trial) -> validation primary metric`` with one nested run per trial.
+
+    Runs nest under the active run or, in a worker process with none, under ``parent_run_id``.
+    A lost tracking server or database fails the trial with a
+    :class:`~training.outage.ServiceOutage` naming it, which stops the study.
+    """
+    metric = config.registry.primary_metric
+    train_cfg = config.train
+
+    def run_trial(trial: optuna.Trial) -> float:
+        note_stage(f"running trial {trial.number}")
+        plan = suggest(trial, can_warm_start=warm_start is not None)
+        tags = {
+            "optuna.study": study_name,
+            "optuna.trial": str(trial.number),
+            "interest.worker": worker_label(),
+        }
+        nested = mlflow.active_run() is not None
+        if not nested and parent_run_id:
+            tags[MLFLOW_PARENT_RUN_ID] = parent_run_id
+        with tracked_run(
+            config, run_name=f"trial-{trial.number:03d}", nested=nested, tags=tags
+        ) as run:
+            trial.set_user_attr("mlflow_run_id", run.info.run_id)
+            mlflow.log_params(plan.params())
+            mlflow.set_tags(fingerprint_tags(data))
+
+            def on_epoch(epoch: int, model: keras.Model) -> dict[str, float]:
+                scores = evaluate_predictions(predict_arrays(model, data.val), data.val)
+                figures = finite_metrics(scores, prefix="val_")
+                mlflow.log_metrics(figures, step=epoch)
+                trial.report(scores[metric], epoch)
+                if trial.should_prune():
+                    raise optuna.TrialPruned(f"pruned at epoch {epoch}: {scores[metric]:.4f}")
+                return figures
+
+            try:
+                result = fit_model(
+                    plan,
+                    data.spec,
+                    data.train,
+                    epochs=train_cfg.epochs,
+                    batch_size=train_cfg.batch_size,
+                    seed=train_cfg.seed + trial.number,
+                    pretrain_epochs=train_cfg.pretrain_epochs,
+                    warm_start=warm_start,
+                    on_epoch=on_epoch,
+                )
+            except optuna.TrialPruned:
+                mlflow.set_tag("optuna.state", "PRUNED")
+                mlflow.end_run(status="KILLED")
+                raise
+            value = result.history[-1][f"val_{metric}"]
+            trial.set_user_attr("epochs", result.epochs)
+            mlflow.log_metrics({"transferred_layers": result.transferred_layers})
+            mlflow.log_metrics({"fit_seconds": result.seconds, metric: value})
+            mlflow.set_tag("optuna.state", "COMPLETE")
+            if not math.isfinite(value):
+                raise ValueError(f"trial {trial.number}: validation {metric} is not finite")
+            return value
+
+    def objective(trial: optuna.Trial) -> float:
+        try:
+            return run_trial(trial)
+        except Exception as err:
+            stage = f"running trial {trial.number}"
+            outage = outage_error(err, config, study_name=study_name, stage=stage)
+            if outage is None:
+                raise
+            with contextlib.suppress(Exception):  # unless the storage is what failed
+                trial.set_user_attr(FAILURE_ATTR, outage.summary[:1000])
+            raise outage from err
+
+    return objective
+
+
+def optimize_shared(
+    config: ProjectConfig,
+    study: optuna.Study,
+    data: PreparedData,
+    *,
+    n_trials: int,
+    warm_start: keras.Model | None = None,
+    show_progress: bool = False,
+) -> None:
+    """Run up to ``n_trials`` trials of ``study``, stopping once the study is full.
+
+    The one optimisation loop of every process: the coordinator's own loop, spawned
+    workers and remote ``--worker-only`` workers all call this.
+    """
+    quiet_outage_tracebacks(config)
+    parent = study.user_attrs.get("mlflow_parent_run_id")
+    objective = make_objective(
+        config, data, warm_start=warm_start, study_name=study.study_name, parent_run_id=parent
+    )
+    # Several workers share one target: stop when finished trials reach it, whoever ran them.
+    full = optuna.study.MaxTrialsCallback(config.train.trials, states=FINISHED)
+    study.optimize(
+        objective,
+        n_trials=n_trials,
+        timeout=config.train.timeout_s,
+        callbacks=[full],
+        show_progress_bar=show_progress,
+    )
