@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from matplotlib.figure import Figure
 
 from core.arrays import SequenceArrays
 from evaluation.metrics import recall_curve
@@ -54,16 +55,13 @@ def save_plots(
     user's trajectory (predicted vs actual), and the category demand forecast (sum over
     users of predicted next-period shares) against what happened.
     """
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    # Figures without pyplot: no GUI backend to choose and no global figure list to close.
     out.mkdir(parents=True, exist_ok=True)
     labels = arrays.labels()
     paths: list[Path] = []
 
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
     for name, scores in [("model", pred["next_cats"])] + [
         (b, p["next_cats"]) for b, p in baseline_pred.items()
     ]:
@@ -73,7 +71,8 @@ def save_plots(
     ax.legend(fontsize=7)
     paths.append(_save(fig, out / "recall_at_k.png"))
 
-    fig, axes = plt.subplots(1, 2, figsize=(8, 3.5))
+    fig = Figure(figsize=(8, 3.5))
+    axes = fig.subplots(1, 2)
     for ax, head in zip(axes, ("buy", "churn"), strict=True):
         p, y = pred[head], labels[head]
         bins = np.clip((p * 10).astype(int), 0, 9)
@@ -88,7 +87,8 @@ def save_plots(
     active = np.flatnonzero(truth.sum(axis=(1, 2)) > 0)
     if active.size:
         row = int(active[0])
-        fig, axes = plt.subplots(1, 2, figsize=(9, 3.5), sharey=True)
+        fig = Figure(figsize=(9, 3.5))
+        axes = fig.subplots(1, 2, sharey=True)
         for ax, data, title in (
             (axes[0], pred["trajectory"][row], "predicted"),
             (axes[1], truth[row], "actual"),
@@ -100,7 +100,8 @@ def save_plots(
 
     forecast = pred["trajectory"][:, 0, :].sum(axis=0)
     actual = truth[:, 0, :].sum(axis=0)
-    fig, ax = plt.subplots(figsize=(8, 3.5))
+    fig = Figure(figsize=(8, 3.5))
+    ax = fig.subplots()
     idx = np.arange(len(bucket_names))
     ax.bar(idx - 0.2, forecast, width=0.4, label="forecast")
     ax.bar(idx + 0.2, actual, width=0.4, label="actual")
@@ -111,12 +112,9 @@ def save_plots(
     return paths
 
 
-def _save(fig: Any, path: Path) -> Path:
+def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
     return path
 
 

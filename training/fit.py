@@ -18,6 +18,13 @@ import numpy as np
 from core.arrays import FeatureSpec, SequenceArrays
 from modelkit.builder import build_model, compile_model
 from modelkit.bundle import Predictor
+from modelkit.layers import HeuristicFeatures
+from training.pretrain import (
+    build_pretrain_model,
+    compile_pretrain_model,
+    make_pretrain_arrays,
+    transfer_encoder_weights,
+)
 from training.search import TrialPlan
 
 EpochHook = Callable[[int, keras.Model], dict[str, float]]
@@ -96,8 +103,6 @@ def initialise_priors(model: keras.Model, plan: TrialPlan, train: SequenceArrays
     on their heuristic input, so the untrained heads reproduce the heuristics' ranking.
     Returns whether any prior was initialised.
     """
-    from modelkit.layers import HeuristicFeatures
-
     names = {layer.name for layer in model.layers}
     if train.next_cats is None:
         return False
@@ -134,13 +139,6 @@ def initialise(
     warm_start: keras.Model | None,
 ) -> tuple[int, float]:
     """Apply the plan's transfer learning to ``model``; returns (layers copied, seconds)."""
-    from training.pretrain import (
-        build_pretrain_model,
-        compile_pretrain_model,
-        make_pretrain_arrays,
-        transfer_encoder_weights,
-    )
-
     start = time.perf_counter()
     if plan.init == "pretrain" and pretrain_epochs > 0:
         pre = compile_pretrain_model(build_pretrain_model(plan.model, spec), plan.model)

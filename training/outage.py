@@ -15,7 +15,11 @@ import sys
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from types import TracebackType
 from typing import Any
+
+import mlflow
+from mlflow.exceptions import MlflowException
 
 from core.config import ProjectConfig
 
@@ -97,8 +101,6 @@ def _mask(url: str) -> str:
 
 def find_outage(err: BaseException, config: ProjectConfig) -> dict[str, str]:
     """Return ``{service: cause}`` for each lost connection chained to ``err`` ({} if none)."""
-    from mlflow.exceptions import MlflowException
-
     paths = config.paths.resolved()
     tracking = f"MLflow tracking server {_mask(paths.tracking_uri)}"
     database = f"Optuna storage {_mask(paths.optuna_storage)}"
@@ -187,7 +189,12 @@ class OutageGuard:
         _GUARDS.stack.append(self)
         return self
 
-    def __exit__(self, exc_type: Any, exc: BaseException | None, tb: Any) -> bool:
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> bool:
         _GUARDS.stack.remove(self)
         if not isinstance(exc, Exception):
             return False
@@ -209,8 +216,6 @@ def end_run_quickly(status: str = "FAILED") -> None:
     ``mlflow.end_run`` drops the run locally before telling the server, so the process
     stays usable (a resume in the same process can start runs) even when the call fails.
     """
-    import mlflow
-
     saved = os.environ.get(_RETRIES)
     os.environ[_RETRIES] = "0"
     try:
@@ -225,13 +230,11 @@ def end_run_quickly(status: str = "FAILED") -> None:
 
 
 @contextmanager
-def tracked_run(config: ProjectConfig, **start_kwargs: Any) -> Iterator[Any]:
+def tracked_run(config: ProjectConfig, **start_kwargs: Any) -> Iterator[mlflow.ActiveRun]:
     """``mlflow.start_run`` whose exit does not retry for minutes against a lost server.
 
     Ends the run FINISHED on success, FAILED on an error, unless the body ended it already.
     """
-    import mlflow
-
     run = mlflow.start_run(**start_kwargs)
 
     def active() -> bool:

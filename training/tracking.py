@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
 import warnings
 from collections.abc import Mapping
 from typing import Any
+
+import mlflow
+from mlflow.data.dataset_source_registry import resolve_dataset_source
+from mlflow.data.meta_dataset import MetaDataset
 
 from core.config import ProjectConfig
 from core.dataset import PreparedData
@@ -17,8 +22,6 @@ def setup_tracking(config: ProjectConfig, experiment: str | None = None) -> str:
     New experiments store artifacts under ``paths.artifact_root/<experiment>`` so that the
     embedded default keeps everything inside the project state folder.
     """
-    import mlflow
-
     paths = config.paths.resolved()
     paths.state_dir.mkdir(parents=True, exist_ok=True)
     mlflow.set_tracking_uri(paths.tracking_uri)
@@ -55,18 +58,12 @@ def fingerprint_tags(data: PreparedData) -> dict[str, str]:
 
 def split_hash(data: PreparedData) -> str:
     """Identify the test split: same events and same test cutoff and horizon."""
-    import hashlib
-
     text = f"{data.fingerprint.content_hash}:{data.splits.test.isoformat()}:{data.splits.horizon}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def log_data_input(data: PreparedData, source: str, context: str = "training") -> None:
     """Log the dataset fingerprint as an MLflow dataset input of the active run."""
-    import mlflow
-    from mlflow.data.dataset_source_registry import resolve_dataset_source
-    from mlflow.data.meta_dataset import MetaDataset
-
     with warnings.catch_warnings():  # a local path matches two equivalent source kinds
         warnings.simplefilter("ignore")
         resolved = resolve_dataset_source(source)
