@@ -13,50 +13,21 @@ the store explicitly and ``build``/``serve`` run ``bentoml`` as a child with it 
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from core.config import ProjectConfig
 from interest.common import config_from, echo_err, fail
+from serving.launch import REPO, SERVICE, bentoml_executable
+from serving.package import BentoBuildError, bentoml_env, build_bento
 
-REPO = Path(__file__).resolve().parents[1]
-SERVICE = "serving.service:InterestService"
 app = typer.Typer(help="BentoML packaging: import a registered model, build a bento.")
 
 
-def bentoml_env(config: ProjectConfig, model_tag: str | None = None) -> dict[str, str]:
-    """Environment for a ``bentoml`` child process: store, model, project config and paths."""
-    paths = config.paths.resolved()
-    env = {
-        **os.environ,
-        "BENTOML_HOME": str(paths.bentoml_home),
-        "BENTOML_DO_NOT_TRACK": os.environ.get("BENTOML_DO_NOT_TRACK", "True"),
-        # Absolute, so the service finds the same state whatever its working directory.
-        "INTEREST_STATE_DIR": str(paths.state_dir),
-        "INTEREST_BENTO_MODEL": model_tag or f"{config.serving.bento_model}:latest",
-        "PYTHONPATH": os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])),
-        "TF_CPP_MIN_LOG_LEVEL": os.environ.get("TF_CPP_MIN_LOG_LEVEL", "2"),
-    }
-    if os.environ.get("INTEREST_CONFIG"):
-        env["INTEREST_CONFIG"] = str(Path(os.environ["INTEREST_CONFIG"]).resolve())
-    return env
-
-
-def _with_config_file(ctx: typer.Context, env: dict[str, str]) -> dict[str, str]:
-    path = (ctx.find_root().obj or {}).get("config_path")
-    if path is not None:
-        env["INTEREST_CONFIG"] = str(Path(path).resolve())
-    return env
-
-
-def bentoml_cli() -> str:
-    """The ``bentoml`` executable next to this interpreter (falls back to ``PATH``)."""
-    local = Path(sys.executable).parent / "bentoml"
-    return str(local) if local.is_file() else "bentoml"
+def config_path_of(ctx: typer.Context) -> Path | None:
+    """The global ``--config`` file, which ``bentoml`` children must read too."""
+    return (ctx.find_root().obj or {}).get("config_path")
 
 
 def import_model(
@@ -92,14 +63,12 @@ def build(
 ) -> None:
     """Run ``bentoml build`` on bentofile.yaml; the bento embeds the imported model."""
     config = config_from(ctx)
-    env = _with_config_file(ctx, bentoml_env(config, model))
+    env = bentoml_env(config, model, config_path_of(ctx))
     echo_err(f"building {REPO / 'bentofile.yaml'} with model {env['INTEREST_BENTO_MODEL']}")
-    out = subprocess.run(
-        [bentoml_cli(), "build", "-o", "tag"], cwd=REPO, env=env, capture_output=True, text=True
-    )
-    if out.returncode != 0:
-        raise fail(f"bentoml build failed ({out.returncode}):\n{out.stderr[-3000:]}")
-    tag = out.stdout.strip().splitlines()[-1].removeprefix("__tag__:")
+    try:
+        tag = build_bento(config, model, config_path_of(ctx))
+    except BentoBuildError as err:
+        raise fail(str(err)) from err
     typer.echo(tag)
     echo_err(
         f"next: BENTOML_HOME={env['BENTOML_HOME']} bentoml containerize {tag}"
@@ -121,8 +90,8 @@ def serve(
     ``GET /readyz``, predictions ``POST /predict`` and ``/predict_batch``.
     """
     config = config_from(ctx)
-    env = _with_config_file(ctx, bentoml_env(config, model))
-    argv = [bentoml_cli(), "serve", SERVICE, "--host", host, "--port", str(port)]
+    env = bentoml_env(config, model, config_path_of(ctx))
+    argv = [bentoml_executable(), "serve", SERVICE, "--host", host, "--port", str(port)]
     echo_err(
         f"serving {env['INTEREST_BENTO_MODEL']} from {env['BENTOML_HOME']} on http://{host}:{port}"
     )

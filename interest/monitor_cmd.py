@@ -10,8 +10,8 @@ Exit codes of ``run`` (the scheduled entry point; see ``RUN_EXIT_CODES``):
     4  not enough data in the window      8  drift, but no event log (--data) to retrain on
     1  error: nothing promoted, the window stays unhandled and is retried next run
 
-Retraining runs as an ``interest tune`` child process (``monitoring.retrain``), so neither
-this module nor ``monitoring`` imports ``training``.
+The scheduled pass is :func:`pipelines.monitor.run_monitor`: monitoring decides, the training
+pipeline retrains in process, and ``monitoring`` itself never imports ``training``.
 """
 
 from __future__ import annotations
@@ -19,12 +19,16 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import pandas as pd
 import typer
 
+from core.config import ProjectConfig
 from interest.common import config_from, echo_err, fail
+
+if TYPE_CHECKING:  # annotations only: pipelines.monitor imports TensorFlow
+    from pipelines.monitor import MonitorOutcome
 
 app = typer.Typer(help="Monitor the served model: drift reports and retraining triggers.")
 
@@ -32,6 +36,7 @@ EXIT_CODES = {"ok": 0, "drift": 3, "not_enough_data": 4}
 # A window shorter than a day compares a few hours of traffic with whole days of training
 # data: hour_of_day and hours_since_last would drift by construction.
 DEFAULT_WINDOW = "24h"
+REDEPLOY = "interest bento import && interest bento build"
 
 
 def _window(since: str | None, window: str | None, now: datetime) -> tuple[datetime, datetime]:
@@ -67,55 +72,28 @@ def drift(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Compare the logged window with the reference; exit 3 when retraining is advised."""
-    from monitoring.drift import check_drift
-    from monitoring.reference import load_reference, read_prediction_log, resolve_reference
-    from monitoring.report import log_to_mlflow, save_report
-    from monitoring.workspace import add_snapshot
+    # Imported here: Evidently and MLflow are slow to import, `--help` must stay fast.
+    from monitoring.check import check_window
+    from monitoring.reference import resolve_reference
 
     config = config_from(ctx)
-    paths = config.paths.resolved()
     now = datetime.now(UTC)
     try:
         start, end = _window(since, window, now)
         ref_path = reference or resolve_reference(config)
-        ref = load_reference(ref_path)
-        log_dir = paths.prediction_log
-        current = read_prediction_log(log_dir, start, end) if log_dir.is_dir() else pd.DataFrame()
-        if current.empty:
-            current = ref.iloc[:0]
-        result = check_drift(ref, current, config.monitoring)
+        check = check_window(
+            config,
+            ref_path,
+            start,
+            end,
+            stamp=now.strftime("%Y%m%dT%H%M%SZ"),
+            trigger="monitor drift",
+        )
     except (OSError, ValueError) as err:
         raise fail(str(err)) from err
-    stamp = now.strftime("%Y%m%dT%H%M%SZ")
-    context = {
-        "since": start.isoformat(),
-        "until": end.isoformat(),
-        "reference": str(ref_path),
-        "prediction_log": str(paths.prediction_log),
-        "skipped_lines": int(current.attrs.get("skipped_lines", 0)),
-    }
-    files = save_report(result, paths.state_dir / "reports", stamp, context)
-    run_id = None
-    if result.snapshot is not None:
-        run_id = add_snapshot(paths.evidently_workspace, result.snapshot, name=files.json.stem)
-    mlflow_run = log_to_mlflow(
-        result,
-        files,
-        config.monitoring,
-        paths.tracking_uri,
-        paths.artifact_root,
-        {"reference": str(ref_path), "since": context["since"], "until": context["until"]},
-    )
-    summary = {
-        **result.to_dict(),
-        **context,
-        "report_json": str(files.json),
-        "report_html": str(files.html) if files.html else None,
-        "evidently_run": run_id,
-        "mlflow_run": mlflow_run,
-    }
+    result, files = check.drift, check.report
     if as_json:
-        typer.echo(json.dumps(summary, indent=1, default=str))
+        typer.echo(json.dumps(check.to_dict(), indent=1, default=str))
     else:
         drifted = ", ".join(c.column for c in result.drifted_columns) or "none"
         typer.echo(
@@ -127,18 +105,6 @@ def drift(
     if result.status == "not_enough_data":
         echo_err(result.reason)
     raise typer.Exit(EXIT_CODES[result.status])
-
-
-RUN_EXIT_CODES = {
-    "ok": 0,
-    "promoted": 3,
-    "not_enough_data": 4,
-    "refused": 5,
-    "already_handled": 6,
-    "cooldown": 6,
-    "lock_held": 7,
-    "no_data": 8,
-}
 
 
 def _run_window(
@@ -159,25 +125,31 @@ def _run_window(
     return start.to_pydatetime(), end.to_pydatetime()
 
 
-def _print_outcome(outcome: object, rebuild: bool, config_path: Path | None) -> None:
-    from monitoring.retrain import REDEPLOY, rebuild_bento
+def _print_outcome(
+    outcome: MonitorOutcome, config: ProjectConfig, rebuild: bool, config_path: Path | None
+) -> None:
+    from pipelines.deploy import package_version
+    from serving.package import BentoBuildError
 
     typer.echo(f"{outcome.status}: {outcome.message}")
-    if outcome.report is not None:
-        echo_err(f"report: {outcome.report.json}")
+    if outcome.check is not None:
+        echo_err(f"report: {outcome.check.report.json}")
     if outcome.retrain is not None:
         verdict = "promoted to champion" if outcome.retrain.promoted else "refused by the gate"
         typer.echo(f"challenger v{outcome.retrain.version} {verdict}")
-        for reason in outcome.retrain.reasons:
+        for reason in outcome.retrain.decision.reasons if outcome.retrain.decision else []:
             typer.echo(f"  - {reason}")
     if outcome.status != "promoted":
         return
-    if rebuild:
-        done, message = rebuild_bento(config_path)
-        typer.echo(message)
-        if done:
-            return
-    typer.echo(f"rebuild and redeploy the service: {REDEPLOY}")
+    if not rebuild:
+        typer.echo(f"rebuild and redeploy the service: {REDEPLOY}")
+        return
+    try:
+        packaged = package_version(config, "champion", config_path=config_path)
+    except (LookupError, BentoBuildError) as err:
+        typer.echo(f"rebuild failed ({err}); run: {REDEPLOY}")
+        return
+    typer.echo(f"bento {packaged.bento_tag} built from v{packaged.version}; redeploy it")
 
 
 @app.command()
@@ -207,36 +179,37 @@ def run(
     ] = False,
 ) -> None:
     """Scheduled pass: drift check -> gated warm-start retrain -> new champion or refusal."""
-    from monitoring.loop import LockHeldError, run_monitor
-    from monitoring.retrain import RetrainError, RetrainRequest, retrain_via_cli
+    # Imported here: retraining pulls in TensorFlow, and `--help` must stay fast.
+    from monitoring.loop import LockHeldError
+    from pipelines.monitor import EXIT_CODES as RUN_EXIT_CODES
+    from pipelines.monitor import RetrainRequest, run_monitor
+    from training.outage import ServiceOutage
 
     config = config_from(ctx)
     config_path = (ctx.find_root().obj or {}).get("config_path")
     mon = config.monitoring
     now = datetime.now(UTC)
-    data = data or getattr(mon, "data_path", None)
+    data = data or mon.data_path
     request = None
     if data is not None:
         request = RetrainRequest(
             data=Path(data),
-            format=format or getattr(mon, "data_format", None) or config.data.format,
+            format=format or mon.data_format or config.data.format,
             trials=trials or mon.retrain_trials,
-            epochs=epochs or getattr(mon, "retrain_epochs", None),
-            study_name="",
-            config_path=config_path,
+            epochs=epochs or mon.retrain_epochs,
             timeout_s=retrain_timeout,
         )
     try:
         start, end = _run_window(since, until, window, now)
         if request is not None and not request.data.is_file():
             raise FileNotFoundError(f"event log {request.data} does not exist")
-        outcome = run_monitor(config, start, end, now, request, retrain_via_cli)
+        outcome = run_monitor(config, start, end, now, request)
     except LockHeldError as err:
         echo_err(str(err))
         raise typer.Exit(RUN_EXIT_CODES["lock_held"]) from err
-    except (OSError, ValueError, LookupError, RetrainError) as err:
+    except (OSError, ValueError, LookupError, ServiceOutage) as err:
         raise fail(f"{err} (champion untouched; the window will be retried)") from err
-    _print_outcome(outcome, rebuild, config_path)
+    _print_outcome(outcome, config, rebuild, config_path)
     raise typer.Exit(RUN_EXIT_CODES[outcome.status])
 
 

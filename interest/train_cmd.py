@@ -3,43 +3,21 @@
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from interest.common import config_from, echo_err, fail
 
+if TYPE_CHECKING:  # annotations only: the real imports are deferred (TensorFlow)
+    from core.dataset import PreparedData
+    from eventlogs.loaders import LoadResult
+    from pipelines.train import TrainResult
+
 #: Exit status of a job stopped by a lost tracking server or database (sysexits'
 #: EX_TEMPFAIL: try again later, here with ``--resume``).
 EXIT_OUTAGE = 75
-
-
-def load_champion_model(config: Any) -> tuple[Any, Any] | None:
-    """Return ``(keras model, vocabulary)`` of the current champion, or ``None``."""
-    from modelkit.bundle import load_bundle
-    from modelkit.registry import download_bundle, registered_champion
-
-    if registered_champion(config) is None:
-        return None
-    with tempfile.TemporaryDirectory() as tmp:
-        bundle = load_bundle(download_bundle(config, "champion", Path(tmp)))
-    return bundle.model, bundle.vocab
-
-
-def run_only_worker(config: Any, prepared: Any, champion: tuple[Any, Any] | None) -> None:
-    """Join ``train.study_name`` as one worker and report how many trials it ran."""
-    from training.outage import ServiceOutage
-    from training.workers import run_worker
-
-    try:
-        ran = run_worker(config, prepared, warm_start=champion[0] if champion else None)
-    except ValueError as err:
-        raise fail(str(err)) from err
-    except ServiceOutage as err:
-        raise fail(str(err), EXIT_OUTAGE) from err
-    typer.echo(f"worker ran {ran} trial(s) of study {config.train.study_name}")
 
 
 def tune(
@@ -130,76 +108,55 @@ def tune(
             "features": {"horizon": horizon, "period": period},
         },
     )
-    from core.dataset import prepare_dataset
-    from eventlogs.loaders import load_events
+    # Imported here: the pipeline pulls in TensorFlow, and `interest --help` must stay fast.
     from eventlogs.validation import DataValidationError
-    from training.outage import OutageGuard, ServiceOutage, limit_http_retries
-    from training.tune import run_study
+    from pipelines.train import TrainRequest, join_study, train
+    from training.outage import ServiceOutage, limit_http_retries
 
     limit_http_retries()
     if worker_only and not resume:
         raise fail("--worker-only joins an existing study: pass --study-name S --resume")
-    try:
-        loaded = load_events(data, config.data)
-    except DataValidationError as err:
-        raise fail(str(err)) from err
-    echo_err(loaded.report.to_text())
-    try:
-        with OutageGuard(config, config.train.study_name, stage="loading the champion"):
-            champion = load_champion_model(config) if warm_start else None
-    except ServiceOutage as err:
-        raise fail(str(err), EXIT_OUTAGE) from err
-    prepared = prepare_dataset(
-        loaded.events, config, data.stem, vocab=champion[1] if champion else None
+    request = TrainRequest(
+        data=data,
+        warm_start=warm_start,
+        resume=resume,
+        register=register,
+        workers=workers,
+        show_progress=progress,
     )
-    echo_err(
-        f"samples: train {len(prepared.train)}, val {len(prepared.val)}, "
-        f"test {len(prepared.test)}; vocabulary {prepared.vocab.size}"
-    )
-    if worker_only:
-        run_only_worker(config, prepared, champion)
-        return
-    try:
-        outcome = run_study(
-            config,
-            loaded.events,
-            prepared,
-            source=str(data.resolve()),
-            resume=resume,
-            register=register,
-            warm_start=champion[0] if champion else None,
-            show_progress=progress,
-            workers=workers,
+
+    def report(loaded: LoadResult, prepared: PreparedData) -> None:
+        echo_err(loaded.report.to_text())
+        echo_err(
+            f"samples: train {len(prepared.train)}, val {len(prepared.val)}, "
+            f"test {len(prepared.test)}; vocabulary {prepared.vocab.size}"
         )
-    except ValueError as err:
+
+    try:
+        if worker_only:
+            ran = join_study(config, request)
+            typer.echo(f"worker ran {ran} trial(s) of study {config.train.study_name}")
+            return
+        result = train(config, request, on_prepared=report)
+    except (DataValidationError, ValueError) as err:
         raise fail(str(err)) from err
     except ServiceOutage as err:
         raise fail(str(err), EXIT_OUTAGE) from err
-    summary = {
-        "study": outcome.study_name,
-        "parent_run_id": outcome.parent_run_id,
-        "best_value": outcome.best_value,
-        "best_params": outcome.best_params,
-        "complete": outcome.n_complete,
-        "pruned": outcome.n_pruned,
-        "refit_run_id": outcome.refit.run_id,
-        "test_metrics": outcome.refit.test_metrics,
-        "baselines": outcome.refit.baselines,
-        "version": outcome.version,
-        "decision": outcome.decision.to_dict() if outcome.decision else None,
-    }
     if json_out:
-        typer.echo(json.dumps(summary, indent=2, default=str))
+        typer.echo(json.dumps(result.summary(), indent=2, default=str))
         return
-    typer.echo(
-        f"study {outcome.study_name}: {outcome.n_complete} complete, {outcome.n_pruned} pruned"
-    )
-    metric = config.registry.primary_metric
-    typer.echo(f"test {metric}: {outcome.refit.test_metrics.get(metric, float('nan')):.4f}")
-    for name, values in outcome.refit.baselines.items():
+    print_result(result, config.registry.primary_metric)
+
+
+def print_result(result: TrainResult, metric: str) -> None:
+    """The human summary of a training job: study, test metric vs baselines, the gate."""
+    study, refit = result.study, result.refit
+    typer.echo(f"study {study.study_name}: {study.n_complete} complete, {study.n_pruned} pruned")
+    typer.echo(f"test {metric}: {refit.test_metrics.get(metric, float('nan')):.4f}")
+    for name, values in refit.baselines.items():
         typer.echo(f"  baseline {name}: {values.get(metric, float('nan')):.4f}")
-    if outcome.decision is not None:
-        verdict = "PROMOTED to champion" if outcome.decision.promote else "kept as challenger"
-        typer.echo(f"version {outcome.version}: {verdict}")
-        for reason in outcome.decision.reasons:
+    if result.decision is not None:
+        verdict = "PROMOTED to champion" if result.decision.promote else "kept as challenger"
+        typer.echo(f"version {result.version}: {verdict}")
+        for reason in result.decision.reasons:
             typer.echo(f"  - {reason}")

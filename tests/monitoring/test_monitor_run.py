@@ -1,13 +1,14 @@
-"""``interest monitor run`` end to end: a real champion, real Evidently, real ``interest tune``.
+"""``interest monitor run`` end to end: a real champion, real Evidently, real retraining.
 
 One tiny champion (1 trial, 1 epoch, 120 users) is trained once for the module; the
-retraining runs as the real ``interest tune`` child process.
+retraining is the real training pipeline (warm start, study, refit, register, gate).
 """
 
 from __future__ import annotations
 
 import json
 import os
+from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
@@ -16,11 +17,10 @@ from datetime import UTC, datetime, timedelta
 
 import numpy as np
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from core.config import ProjectConfig, load_config
-from interest.monitor_cmd import app as monitor_app
+from interest.cli import app
 from modelkit.registry import registered_champion, registry_client
 from monitoring.loop import LEDGER_FILE, LOCK_FILE, Ledger, monitoring_dir, run_lock
 from synthlogs.generator import SynthConfig, generate_events
@@ -68,13 +68,6 @@ def env(tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict]:
         yield {"config": config, "env": variables, "recent": recent_path, "root": root}
 
 
-def _cli() -> typer.Typer:
-    root = typer.Typer()
-    root.callback()(lambda: None)
-    root.add_typer(monitor_app, name="monitor")
-    return root
-
-
 def _log_window(config: ProjectConfig, start: datetime, shift: bool) -> list[str]:
     """Log the champion's own reference profile (shuffled), or 300 rows of it shifted.
 
@@ -104,7 +97,7 @@ def _log_window(config: ProjectConfig, start: datetime, shift: bool) -> list[str
 
 
 def _run(env: dict, args: list[str]) -> object:
-    return CliRunner().invoke(_cli(), ["monitor", "run", *args], env=env["env"])
+    return CliRunner().invoke(app, ["monitor", "run", *args], env=env["env"])
 
 
 def _ledger(config: ProjectConfig) -> Ledger:
@@ -157,12 +150,13 @@ def test_drift_retrains_and_the_gate_refuses_a_weaker_challenger(env: dict) -> N
 
 
 def test_promotion_prints_the_redeploy_command(env: dict, monkeypatch: pytest.MonkeyPatch) -> None:
-    import monitoring.retrain as retrain
+    import pipelines.monitor as monitor
 
-    def promoted(config: ProjectConfig, request: retrain.RetrainRequest) -> retrain.RetrainOutcome:
-        return retrain.RetrainOutcome("7", True, ["challenger v7 beats champion"])
+    def promoted(config: ProjectConfig, request: monitor.RetrainRequest, study: str) -> object:
+        decision = SimpleNamespace(reasons=["challenger v7 beats champion"])
+        return SimpleNamespace(version="7", promoted=True, decision=decision)
 
-    monkeypatch.setattr(retrain, "retrain_via_cli", promoted)
+    monkeypatch.setattr(monitor, "retrain", promoted)
     window = _log_window(env["config"], DAY + timedelta(days=4), shift=True)
     out = _run(env, [*window, "--data", str(env["recent"]), "--format", "canonical"])
     assert out.exit_code == 3, out.output

@@ -61,16 +61,17 @@ def served(registered, tmp_path_factory):
     """``interest bento import --alias champion``, then a real ``bentoml serve``."""
     from typer.testing import CliRunner
 
-    from interest import bento_cmd
+    from interest.cli import app
+    from serving.package import bentoml_env
 
     state = registered["state"]
     env = {"INTEREST_STATE_DIR": str(state), "INTEREST_CONFIG": str(state / "config.yaml")}
-    result = CliRunner().invoke(bento_cmd.app, ["import", "--alias", "champion"], env=env)
+    result = CliRunner().invoke(app, ["bento", "import", "--alias", "champion"], env=env)
     assert result.exit_code == 0, result.output
     tag = result.stdout.strip().splitlines()[-1]
     from serving.launch import ServerStartError, start_server
 
-    child_env = {**bento_cmd.bentoml_env(registered["config"], tag), **env}
+    child_env = {**bentoml_env(registered["config"], tag), **env}
     log_path = tmp_path_factory.mktemp("serve") / "server.log"
     try:
         server = start_server(child_env, log_path, timeout=120)

@@ -121,7 +121,8 @@ def test_cli_import_prints_the_tag_into_the_configured_home(registry):
 
 
 def test_bentoml_env_points_children_at_the_configured_store(tmp_path, monkeypatch):
-    from interest.bento_cmd import REPO, bentoml_env
+    from serving.launch import REPO
+    from serving.package import bentoml_env
 
     monkeypatch.delenv("INTEREST_CONFIG", raising=False)
     config = ProjectConfig(paths=PathsConfig(state_dir=tmp_path / "s"))

@@ -17,7 +17,7 @@ def test_demo_runs_the_whole_loop(state_dir: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     out = result.output
-    for step in ("[1/9]", "[5/9]", "[9/9]", "Summary"):
+    for step in ("[1/8]", "[4/8]", "[8/8]", "Summary"):
         assert step in out
     assert "drift before the shift:" in out
     assert "monitor run after the shift" in out

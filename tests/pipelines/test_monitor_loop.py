@@ -1,15 +1,17 @@
 """The scheduled monitoring pass: lock, ledger, cooldown and failure safety.
 
 Real MLflow (SQLite) registry and real Evidently; only the retraining step is replaced by
-small functions, so every branch of ``run_monitor`` runs in seconds.
+small functions, so every branch of ``pipelines.monitor.run_monitor`` runs in seconds.
 """
 
 from __future__ import annotations
 
 import json
 import sys
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from types import SimpleNamespace
 
 import pandas as pd
 import pytest
@@ -25,19 +27,16 @@ from monitoring.loop import (
     cooldown_left,
     monitoring_dir,
     run_lock,
-    run_monitor,
 )
-from monitoring.retrain import RetrainOutcome, RetrainRequest
+from pipelines.monitor import RetrainRequest, run_monitor
 
-sys.path.insert(0, str(Path(__file__).parent))
+sys.path.insert(0, str(Path(__file__).parents[1] / "monitoring"))
 from test_drift import make_profile  # noqa: E402
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
 END = START + timedelta(days=1)
 NOW = END + timedelta(hours=1)
-REQUEST = RetrainRequest(
-    data=Path("events.csv"), format="canonical", trials=1, epochs=1, study_name=""
-)
+REQUEST = RetrainRequest(data=Path("events.csv"), format="canonical", trials=1, epochs=1)
 
 
 def register_fake_champion(config: ProjectConfig, reference: pd.DataFrame) -> str:
@@ -99,19 +98,28 @@ def write_window(config: ProjectConfig, frame: pd.DataFrame, at: datetime) -> No
     path.write_text("\n".join(lines) + "\n")
 
 
+@dataclass
+class Gated:
+    """What the loop reads of a training result: the version and the gate's decision."""
+
+    version: str
+    promoted: bool
+    decision: SimpleNamespace
+
+
 class Recorder:
     """A retraining step that records its calls and answers like the gate would."""
 
     def __init__(self, promoted: bool = True, error: Exception | None = None) -> None:
-        self.calls: list[RetrainRequest] = []
+        self.calls: list[tuple[RetrainRequest, str]] = []
         self.promoted, self.error = promoted, error
 
-    def __call__(self, config: ProjectConfig, request: RetrainRequest) -> RetrainOutcome:
-        self.calls.append(request)
+    def __call__(self, config: ProjectConfig, request: RetrainRequest, study: str) -> Gated:
+        self.calls.append((request, study))
         if self.error is not None:
             raise self.error
         reason = "challenger beats champion" if self.promoted else "does not beat champion"
-        return RetrainOutcome(version="9", promoted=self.promoted, reasons=[reason])
+        return Gated("9", self.promoted, SimpleNamespace(reasons=[reason]))
 
 
 def test_lock_refuses_a_second_holder(tmp_path: Path) -> None:
@@ -154,7 +162,7 @@ def test_no_drift_records_the_window_and_skips_it_next_time(config: ProjectConfi
     retrain = Recorder()
     first = run_monitor(config, START, END, NOW, REQUEST, retrain)
     assert first.status == "ok" and retrain.calls == []
-    assert first.report.json.is_file()
+    assert first.check is not None and first.check.report.json.is_file()
     second = run_monitor(config, START, END, NOW, REQUEST, retrain)
     assert second.status == "already_handled" and retrain.calls == []
 
@@ -165,7 +173,7 @@ def test_drift_retrains_then_cooldown_holds(config: ProjectConfig) -> None:
     retrain = Recorder(promoted=False)
     out = run_monitor(config, START, END, NOW, REQUEST, retrain)
     assert out.status == "refused" and len(retrain.calls) == 1
-    assert retrain.calls[0].study_name.startswith("monitor-")
+    assert retrain.calls[0][1].startswith("monitor-")
     ledger = Ledger.load(monitoring_dir(config) / LEDGER_FILE)
     assert ledger.windows[out.key]["reasons"] == ["does not beat champion"]
     later = NOW + timedelta(hours=1)
