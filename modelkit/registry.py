@@ -8,13 +8,12 @@ Aliases, never the deprecated stages, name the roles of versions.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+
+from mlflow import MlflowClient
+from mlflow.entities.model_registry import ModelVersion
+from mlflow.exceptions import MlflowException
 
 from core.config import ProjectConfig
-
-if TYPE_CHECKING:
-    from mlflow import MlflowClient
-    from mlflow.entities.model_registry import ModelVersion
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -25,8 +24,6 @@ BUNDLE_PATH = "bundle"
 
 def registry_client(config: ProjectConfig) -> MlflowClient:
     """Return an MLflow client for the configured tracking store (also the registry)."""
-    from mlflow import MlflowClient
-
     uri = config.paths.resolved().tracking_uri
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
@@ -41,8 +38,6 @@ def tracking_store_exists(config: ProjectConfig) -> bool:
 
 def model_aliases(client: MlflowClient, model_name: str) -> dict[str, str] | None:
     """Return ``{alias: version}`` of a registered model, or ``None`` if it is not registered."""
-    from mlflow.exceptions import MlflowException
-
     try:
         model = client.get_registered_model(model_name)
     except MlflowException as err:
@@ -58,8 +53,6 @@ def resolve_version(client: MlflowClient, model_name: str, alias_or_version: str
     Raises:
         LookupError: the model, alias or version does not exist (the message names which).
     """
-    from mlflow.exceptions import MlflowException
-
     aliases = model_aliases(client, model_name)
     if aliases is None:
         raise LookupError(f"registered model {model_name!r} does not exist")

@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import hmac
 import json
-from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from core.config import load_config
 
 OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json")
 
 
-async def _reject(send: Any, status: int, message: str, field: str = "body") -> None:
+async def _reject(send: Send, status: int, message: str, field: str = "body") -> None:
     body = json.dumps({"error": message, "field": field}).encode()
     await send(
         {
@@ -39,18 +42,16 @@ class RequestGuard:
     """
 
     def __init__(
-        self, app: Any, max_body_bytes: int | None = None, auth_token: str | None = None
+        self, app: ASGIApp, max_body_bytes: int | None = None, auth_token: str | None = None
     ) -> None:
         if max_body_bytes is None:
-            from core.config import load_config
-
             serving = load_config().serving
             max_body_bytes, auth_token = serving.max_body_bytes, serving.auth_token
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.auth_token = auth_token
 
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
         headers = dict(scope.get("headers") or [])
@@ -86,7 +87,7 @@ class RequestGuard:
             more = message.get("more_body", False)
         replayed = False
 
-        async def replay() -> dict[str, Any]:
+        async def replay() -> Message:
             nonlocal replayed
             if replayed:
                 return await receive()

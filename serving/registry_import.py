@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from core.arrays import FeatureSpec
 from core.config import ProjectConfig
 from modelkit.registry import download_bundle, model_aliases, registry_client, resolve_version
 from serving.store import import_bundle
@@ -30,8 +31,6 @@ class ImportedModel:
 
 def bundle_labels(bundle_dir: Path) -> dict[str, str]:
     """Hashes that identify what a bundle expects: feature spec, vocabulary, training data."""
-    from core.arrays import FeatureSpec
-
     spec = FeatureSpec.from_json((bundle_dir / "feature_spec.json").read_text())
     meta = json.loads((bundle_dir / "metadata.json").read_text())
     fingerprint = meta.get("fingerprint") or meta.get("data_fingerprint") or {}

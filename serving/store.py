@@ -1,7 +1,12 @@
-"""The BentoML model store: import a model bundle, and load it back as a :class:`Bundle`.
+"""The BentoML model store: import a model bundle, list and find the stored models.
 
 A stored BentoML model is the bundle directory copied verbatim under ``bundle/``; its
-BentoML labels carry the registry identity (``model_name``, ``version``, ``alias``).
+BentoML labels carry the registry identity (``model_name``, ``version``, ``alias``). The
+service loads it with :func:`modelkit.bundle.load_bundle` on :func:`bundle_path`.
+
+BentoML reads ``BENTOML_HOME`` once per process, so every function here takes the home
+explicitly. BentoML has no public way to open a store at a given home: this module is the
+one place that builds its ``ModelStore`` and hands it to the public ``bentoml.models`` calls.
 """
 
 from __future__ import annotations
@@ -10,12 +15,10 @@ import json
 import math
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from bentoml._internal.models import Model, ModelStore
-
-    from modelkit.bundle import Bundle
+import bentoml
+from bentoml._internal.models import ModelStore
 
 BUNDLE_SUBDIR = "bundle"
 
@@ -24,8 +27,6 @@ def _store(home: Path | None) -> ModelStore | None:
     # BentoML reads BENTOML_HOME once per process; an explicit home avoids that global.
     if home is None:
         return None
-    from bentoml._internal.models import ModelStore
-
     return ModelStore(str(Path(home) / "models"))
 
 
@@ -65,8 +66,6 @@ def import_bundle(
     Raises:
         FileNotFoundError: if ``bundle_dir`` has no ``metadata.json``.
     """
-    import bentoml
-
     bundle_dir = Path(bundle_dir)
     meta_file = bundle_dir / "metadata.json"
     if not meta_file.is_file():
@@ -87,21 +86,25 @@ def import_bundle(
     return str(model.tag)
 
 
-def get_stored_model(tag: str, *, home: Path | None = None) -> Model:
+def get_stored_model(tag: str, *, home: Path | None = None) -> bentoml.Model:
     """Return the stored BentoML model for ``tag`` (``name:version`` or ``name:latest``)."""
-    import bentoml
-
     store = _store(home)
-    return store.get(tag) if store is not None else bentoml.models.get(tag)
+    if store is None:
+        return bentoml.models.get(tag)
+    return bentoml.models.get(tag, _model_store=store)
 
 
-def bundle_path(model: Model) -> Path:
+def list_stored_models(home: Path) -> list[bentoml.Model]:
+    """Return every model version in the store at ``home``, newest first (none: ``[]``).
+
+    Reads only: a missing ``<home>/models`` folder is an empty store, not one to create.
+    """
+    if not (Path(home) / "models").is_dir():
+        return []
+    models = bentoml.models.list(_model_store=_store(home))
+    return sorted(models, key=lambda m: m.creation_time, reverse=True)
+
+
+def bundle_path(model: bentoml.Model) -> Path:
     """Return the bundle directory inside a stored BentoML model."""
     return Path(model.path) / BUNDLE_SUBDIR
-
-
-def load_bundle_from_store(tag: str, *, home: Path | None = None) -> Bundle:
-    """Load the bundle stored under ``tag`` (see :func:`modelkit.bundle.load_bundle`)."""
-    from modelkit.bundle import load_bundle
-
-    return load_bundle(bundle_path(get_stored_model(tag, home=home)))

@@ -12,8 +12,12 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+import optuna
+
 from core.config import ProjectConfig
 from modelkit.registry import registry_client, tracking_store_exists
+from serving.store import list_stored_models
+from training.registry import version_metrics
 
 # Metrics shown per version besides the configured primary metric.
 KEY_METRICS = ("recall_at_10", "ndcg_at_10", "buy_auc", "churn_auc", "trajectory_js")
@@ -39,8 +43,6 @@ def list_registered_models(config: ProjectConfig) -> list[dict[str, Any]]:
     """Return each registered model with its versions, newest first."""
     if not tracking_store_exists(config):
         return []
-    from training.registry import version_metrics
-
     client = registry_client(config)
     wanted = (config.registry.primary_metric, *KEY_METRICS)
     models = []
@@ -78,8 +80,6 @@ def list_studies(config: ProjectConfig) -> list[dict[str, Any]]:
     storage = config.paths.resolved().optuna_storage
     if _sqlite_missing(storage):
         return []
-    import optuna
-
     summaries = optuna.get_all_study_summaries(storage)
     latest = dt.datetime.min
     summaries.sort(key=lambda s: s.datetime_start or latest, reverse=True)
@@ -104,21 +104,13 @@ def list_studies(config: ProjectConfig) -> list[dict[str, Any]]:
 
 def list_bento_models(config: ProjectConfig) -> list[dict[str, Any]]:
     """Return the models in the configured BentoML model store (``<home>/models``)."""
-    store_dir = config.paths.resolved().bentoml_home / "models"
-    if not store_dir.is_dir():
-        return []
-    from bentoml._internal.models import ModelStore
-    from bentoml.models import list as list_models
-
-    # An explicit store: bentoml reads BENTOML_HOME once, at import, which may be too early.
-    models = list_models(_model_store=ModelStore(store_dir))
     return [
         {
             "tag": str(m.tag),
             "created": m.creation_time.isoformat(timespec="seconds"),
             "labels": dict(m.info.labels or {}),
         }
-        for m in sorted(models, key=lambda m: m.creation_time, reverse=True)
+        for m in list_stored_models(config.paths.resolved().bentoml_home)
     ]
 
 
