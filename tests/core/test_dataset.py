@@ -76,11 +76,12 @@ def test_features_command_writes_artifacts(tmp_path, state_dir):
     from core.arrays import FeatureSpec, SequenceArrays
     from core.vocab import Vocabulary
     from eventlogs.loaders import write_events
-    from interest.features_cmd import app
+    from interest.cli import app
 
     write_events(_events(), tmp_path / "events.csv")
     out = tmp_path / "out"
-    args = ["features", str(tmp_path / "events.csv"), "--format", "canonical", "--out", str(out)]
+    args = ["data", "features", str(tmp_path / "events.csv"), "--format", "canonical"]
+    args += ["--out", str(out)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "train" in result.output and "vocabulary" in result.output
@@ -94,10 +95,11 @@ def test_features_command_writes_artifacts(tmp_path, state_dir):
 def test_features_command_reports_bad_input(tmp_path, state_dir):
     from typer.testing import CliRunner
 
-    from interest.features_cmd import app
+    from interest.cli import app
 
     (tmp_path / "bad.csv").write_text("user_id,timestamp\n1,2024-01-01\n")
-    args = ["features", str(tmp_path / "bad.csv"), "--format", "canonical", "--out", str(tmp_path)]
+    args = ["data", "features", str(tmp_path / "bad.csv"), "--format", "canonical"]
+    args += ["--out", str(tmp_path)]
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 1
     assert "bad.csv" in result.output

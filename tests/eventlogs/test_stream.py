@@ -19,7 +19,7 @@ from core.dataset import PreparedData, prepare_dataset
 from eventlogs.loaders import load_events
 from eventlogs.stream import iter_parts, load_split, prepare_streaming
 from eventlogs.validation import DataValidationError
-from interest.features_cmd import app
+from interest.cli import app
 from synthlogs.generator import config_for_events, generate_events
 
 CANONICAL = DataConfig(format="canonical")
@@ -149,7 +149,8 @@ def test_cli_streaming_writes_shards_and_rejects_other_formats(dirty, tmp_path):
     path = _write(dirty, tmp_path / "events.parquet")
     runner = CliRunner()
     out = tmp_path / "out"
-    args = ["features", str(path), "--out", str(out), "--streaming", "--format", "canonical"]
+    args = ["data", "features", str(path), "--out", str(out), "--streaming"]
+    args += ["--format", "canonical"]
     result = runner.invoke(app, args)
     assert result.exit_code == 0, result.output
     assert "buckets" in result.stdout

@@ -10,7 +10,8 @@ import pytest
 from typer.testing import CliRunner
 
 from core.config import load_config
-from interest.registry_cmd import REFUSED_EXIT, app
+from interest.cli import app
+from interest.registry_cmd import REFUSED_EXIT
 
 runner = CliRunner()
 
@@ -52,18 +53,19 @@ def log_run(env: dict[str, str], value: float) -> str:
     return run.info.run_id
 
 
-def add_study_and_bento(env: dict[str, str]) -> None:
-    import bentoml
+def add_study_and_bento(env: dict[str, str], tmp_path: Path) -> None:
     import optuna
-    from bentoml._internal.models import ModelStore
+
+    from serving.store import import_bundle
 
     paths = load_config(env=env).paths.resolved()
     study = optuna.create_study(study_name="s1", storage=paths.optuna_storage, direction="maximize")
     study.optimize(lambda t: t.suggest_float("x", 0, 1), n_trials=2)
     study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.FAIL))
-    store = ModelStore(paths.bentoml_home / "models")
-    with bentoml.models.create("interest-evolution", _model_store=store):
-        pass
+    bundle = tmp_path / "bundle"
+    bundle.mkdir()
+    (bundle / "metadata.json").write_text("{}")
+    import_bundle(bundle, "interest-evolution", home=paths.bentoml_home)
 
 
 def test_status_json_on_empty_state(env):
@@ -84,7 +86,7 @@ def with_store(env: dict[str, str], empty_db: Path) -> dict[str, str]:
     return env
 
 
-def test_register_promote_rollback_status(env, empty_db):
+def test_register_promote_rollback_status(env, empty_db, tmp_path):
     env = with_store(env, empty_db)
     first = invoke(env, "register", log_run(env, 0.3), "--study", "s1")
     assert first.exit_code == 0, first.output
@@ -101,7 +103,7 @@ def test_register_promote_rollback_status(env, empty_db):
     rolled = invoke(env, "rollback")
     assert rolled.exit_code == 0 and "v2 -> v1" in rolled.stdout
 
-    add_study_and_bento(env)
+    add_study_and_bento(env, tmp_path)
     state = json.loads(invoke(env, "status", "--json").stdout)
     (model,) = state["registered_models"]
     assert model["aliases"] == {"champion": "1"}

@@ -5,11 +5,12 @@ from __future__ import annotations
 import pandas as pd
 from typer.testing import CliRunner
 
-from interest.synth_cmd import app, truth_path
+from interest.cli import app
+from interest.synth_cmd import truth_path
 from synthlogs.generator import SynthConfig, generate_events
 from synthlogs.stream import write_synthetic_parquet
 
-ARGS = ["generate", "--users", "120", "--days", "4", "--seed", "2"]
+ARGS = ["data", "generate", "--users", "120", "--days", "4", "--seed", "2"]
 
 
 def test_parquet_with_more_users_than_a_shard_streams(tmp_path):
@@ -40,5 +41,5 @@ def test_csv_and_small_runs_stay_in_memory(tmp_path):
 
 
 def test_help_says_csv_stays_in_memory():
-    result = CliRunner().invoke(app, ["generate", "--help"])
+    result = CliRunner().invoke(app, ["data", "generate", "--help"])
     assert "--users-per-shard" in result.output and "CSV" in result.output

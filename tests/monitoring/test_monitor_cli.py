@@ -8,19 +8,14 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from core.config import load_config
-from interest.monitor_cmd import app as monitor_app
+from interest.cli import app
 from monitoring.workspace import list_runs
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_drift import make_profile  # noqa: E402
-
-root = typer.Typer()
-root.callback()(lambda: None)
-root.add_typer(monitor_app, name="monitor")
 
 
 @pytest.fixture(autouse=True)
@@ -50,7 +45,7 @@ def test_drift_writes_reports_workspace_and_mlflow(state_dir: Path) -> None:
     import mlflow
 
     bundle = _setup(state_dir, 3000, shift=1.0)
-    out = CliRunner().invoke(root, ["monitor", "drift", "--reference", str(bundle), "--json"])
+    out = CliRunner().invoke(app, ["monitor", "drift", "--reference", str(bundle), "--json"])
     assert out.exit_code == 3, out.output
     summary = json.loads(out.stdout)
     assert summary["status"] == "drift" and summary["skipped_lines"] == 1
@@ -68,13 +63,13 @@ def test_drift_writes_reports_workspace_and_mlflow(state_dir: Path) -> None:
 def test_exit_codes(state_dir: Path, n_current: int, shift: float, code: int) -> None:
     bundle = _setup(state_dir, n_current, shift)
     out = CliRunner().invoke(
-        root, ["monitor", "drift", "--reference", str(bundle), "--window", "2h"]
+        app, ["monitor", "drift", "--reference", str(bundle), "--window", "2h"]
     )
     assert out.exit_code == code, out.output
 
 
 def test_errors_exit_1(state_dir: Path) -> None:
-    out = CliRunner().invoke(root, ["monitor", "drift"])
+    out = CliRunner().invoke(app, ["monitor", "drift"])
     assert out.exit_code == 1 and "--reference" in out.output
-    out = CliRunner().invoke(root, ["monitor", "drift", "--reference", str(state_dir / "nope")])
+    out = CliRunner().invoke(app, ["monitor", "drift", "--reference", str(state_dir / "nope")])
     assert out.exit_code == 1 and "does not exist" in out.output

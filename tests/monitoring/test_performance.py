@@ -8,14 +8,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-import typer
 from typer.testing import CliRunner
 
 from core.config import FeatureConfig, load_config
 from core.hashing import hash_user
 from core.schema import conform
 from eventlogs.loaders import write_events
-from interest.monitor_cmd import app as monitor_app
+from interest.cli import app
 from monitoring.performance import evaluate_log
 
 FEATURES = FeatureConfig(horizon="3D", period="day", future_periods=3)
@@ -88,13 +87,6 @@ def test_log_without_user_hash_is_named() -> None:
         evaluate_log(make_log().drop(columns="user_hash"), make_events(), FEATURES, k=2)
 
 
-def _cli() -> typer.Typer:
-    root = typer.Typer()
-    root.callback()(lambda: None)
-    root.add_typer(monitor_app, name="monitor")
-    return root
-
-
 def test_cli_prints_table_and_logs_to_mlflow(state_dir: Path, tmp_path: Path) -> None:
     import mlflow
 
@@ -108,7 +100,7 @@ def test_cli_prints_table_and_logs_to_mlflow(state_dir: Path, tmp_path: Path) ->
     write_events(make_events(), events)
     args = ["monitor", "performance", "--data", str(events), "--format", "canonical", "--k", "2"]
     env = {"INTEREST_CONFIG": str(config)}
-    out = CliRunner().invoke(_cli(), [*args, "--json"], env=env)
+    out = CliRunner().invoke(app, [*args, "--json"], env=env)
     assert out.exit_code == 0, out.output
     payload = json.loads(out.stdout)
     overall = {r["model_version"]: r for r in payload["rows"]}["all"]
@@ -116,10 +108,10 @@ def test_cli_prints_table_and_logs_to_mlflow(state_dir: Path, tmp_path: Path) ->
     run = mlflow.MlflowClient(paths.tracking_uri).get_run(payload["mlflow_run"])
     assert run.data.metrics["perf_recall_at_k"] == pytest.approx(0.75)
     assert run.data.metrics["perf_v1_recall_at_k"] == pytest.approx(0.5)
-    text = CliRunner().invoke(_cli(), args, env=env)
+    text = CliRunner().invoke(app, args, env=env)
     assert text.exit_code == 0 and "recall_at_2" in text.stdout
 
     early = tmp_path / "early.csv"
     write_events(make_events().iloc[:3], early)  # events end before any horizon is over
-    none = CliRunner().invoke(_cli(), [*args[:3], str(early), *args[4:]], env=env)
+    none = CliRunner().invoke(app, [*args[:3], str(early), *args[4:]], env=env)
     assert none.exit_code == 4 and "horizon" in none.output

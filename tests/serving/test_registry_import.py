@@ -95,11 +95,11 @@ def test_import_by_version_wins_over_alias(registry, tmp_path):
 def test_cli_names_a_missing_alias_or_version(registry, args, message):
     from typer.testing import CliRunner
 
-    from interest import bento_cmd
+    from interest.cli import app
 
     config, _ = registry
     env = {"INTEREST_STATE_DIR": str(config.paths.state_dir)}
-    result = CliRunner().invoke(bento_cmd.app, ["import", *args], env=env)
+    result = CliRunner().invoke(app, ["bento", "import", *args], env=env)
     assert result.exit_code == 1
     assert message in result.output
 
@@ -107,12 +107,12 @@ def test_cli_names_a_missing_alias_or_version(registry, args, message):
 def test_cli_import_prints_the_tag_into_the_configured_home(registry):
     from typer.testing import CliRunner
 
-    from interest import bento_cmd
+    from interest.cli import app
     from serving.store import get_stored_model
 
     config, _ = registry
     env = {"INTEREST_STATE_DIR": str(config.paths.state_dir)}
-    result = CliRunner().invoke(bento_cmd.app, ["import"], env=env)
+    result = CliRunner().invoke(app, ["bento", "import"], env=env)
     assert result.exit_code == 0, result.output
     tag = result.stdout.strip().splitlines()[-1]
     home = config.paths.resolved().bentoml_home
@@ -139,14 +139,14 @@ def test_bentoml_env_points_children_at_the_configured_store(tmp_path, monkeypat
 def test_cli_build_packs_a_bento_that_references_the_imported_model(registry):
     from typer.testing import CliRunner
 
-    from interest import bento_cmd
+    from interest.cli import app
 
     config, _ = registry
     env = {"INTEREST_STATE_DIR": str(config.paths.state_dir)}
     runner = CliRunner()
-    imported = runner.invoke(bento_cmd.app, ["import", "--version", "2"], env=env)
+    imported = runner.invoke(app, ["bento", "import", "--version", "2"], env=env)
     model_tag = imported.stdout.strip().splitlines()[-1]
-    result = runner.invoke(bento_cmd.app, ["build"], env=env)
+    result = runner.invoke(app, ["bento", "build"], env=env)
     assert result.exit_code == 0, result.output
     name, version = result.stdout.strip().splitlines()[-1].split(":")
     home = config.paths.resolved().bentoml_home

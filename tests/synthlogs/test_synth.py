@@ -8,7 +8,8 @@ import pytest
 from typer.testing import CliRunner
 
 from core.schema import EVENT_COLUMNS, conform
-from interest.synth_cmd import app, truth_path
+from interest.cli import app
+from interest.synth_cmd import truth_path
 from synthlogs.generator import SynthConfig, SynthResult, config_for_events, generate_events
 
 SMALL = SynthConfig(n_users=300, n_days=20, seed=3, n_items=3_000)
@@ -179,6 +180,7 @@ def test_bad_config_names_the_field(field, value):
 def test_cli_writes_events_and_truth(tmp_path, suffix):
     out = tmp_path / f"log{suffix}"
     args = [
+        "data",
         "generate",
         "--out",
         str(out),
@@ -203,6 +205,6 @@ def test_cli_writes_events_and_truth(tmp_path, suffix):
 
 
 def test_cli_rejects_unknown_suffix(tmp_path):
-    result = CliRunner().invoke(app, ["generate", "--out", str(tmp_path / "log.txt")])
+    result = CliRunner().invoke(app, ["data", "generate", "--out", str(tmp_path / "log.txt")])
     assert result.exit_code != 0
     assert "suffix" in result.output
