@@ -1,7 +1,8 @@
-"""Registry commands: ``interest register|promote|rollback|status``.
+"""Registry commands: ``interest register|promote|rollback|status`` (wired in ``interest.cli``).
 
-The lead wires these functions at top level; ``app`` registers them too, for tests.
-Exit codes: 0 done, 1 error, 3 the gate refused a promotion.
+Exit codes: 0 done, 1 error, 3 the gate refused a promotion. ``training.registry`` and
+``pipelines.status`` import MLflow (and Optuna, BentoML) at their top, so the commands import
+them when they run: ``interest --help`` stays fast.
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import json
 from typing import Annotated, Any
 
 import typer
+from rich.console import Console
+from rich.table import Table
 
 from interest.common import config_from, fail
 
-app = typer.Typer(help="Model registry: register, promote, roll back, show status.")
 REFUSED_EXIT = 3
 
 
@@ -24,7 +26,7 @@ def register(
     model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
 ) -> None:
     """Register a run's model as a new version, aliased 'challenger'."""
-    from training.registry import register_run
+    from training.registry import register_run  # MLflow: lazy, see the module docstring
 
     config = config_from(ctx, {"registry": {"model_name": model_name}})
     try:
@@ -41,7 +43,7 @@ def promote(
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
     """Gate a version against champion and baselines; move the alias if it passes."""
-    from training.registry import promote_version
+    from training.registry import promote_version  # MLflow: lazy, see the module docstring
 
     config = config_from(ctx)
     try:
@@ -61,7 +63,7 @@ def promote(
 
 def rollback(ctx: typer.Context) -> None:
     """Make the 'previous' version champion again."""
-    from training.registry import rollback as rollback_champion
+    from training.registry import rollback as rollback_champion  # MLflow: lazy (docstring)
 
     config = config_from(ctx)
     try:
@@ -74,9 +76,6 @@ def rollback(ctx: typer.Context) -> None:
 
 
 def _print_tables(state: dict[str, Any]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
     console = Console()
     console.print(f"state folder: {state['state_dir']}\ntracking URI: {state['tracking_uri']}")
     for model in state["registered_models"]:
@@ -116,14 +115,10 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show registered models and versions, Optuna studies and BentoML models."""
-    from training.status import status as collect_status
+    from pipelines.status import status as collect_status  # MLflow, Optuna, BentoML: lazy
 
     state = collect_status(config_from(ctx))
     if as_json:
         typer.echo(json.dumps(state, indent=2, default=str))
     else:
         _print_tables(state)
-
-
-for _command in (register, promote, rollback, status):
-    app.command()(_command)

@@ -11,9 +11,9 @@ import pytest
 
 from core.config import PathsConfig, ProjectConfig, RegistryConfig
 from modelkit.registry import download_bundle, registered_champion, registry_client
+from pipelines.status import status
 from training.promotion import Candidate
 from training.registry import promote_version, register_run, rollback
-from training.status import status
 
 METRIC = "recall_at_10"
 

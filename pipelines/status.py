@@ -1,7 +1,8 @@
 """One view of the project's state: registry versions, Optuna studies, BentoML models.
 
-Every section reads without creating anything: a missing SQLite file or BentoML home is
-reported as empty, not made.
+It reads what training (registry, studies) and serving (the BentoML store) left behind, so
+it lives here, above both. Every section reads without creating anything: a missing SQLite
+file or BentoML home is reported as empty, not made.
 """
 
 from __future__ import annotations
