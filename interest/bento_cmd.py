@@ -38,6 +38,7 @@ def import_model(
     ] = None,
 ) -> None:
     """Import a registered model version into the BentoML model store; print its tag."""
+    # Lazy: MLflow and BentoML take seconds to import; `interest --help` should not wait.
     from serving.registry_import import import_from_registry
 
     config = config_from(ctx)

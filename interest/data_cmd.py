@@ -9,6 +9,8 @@ from typing import Annotated, Literal
 import typer
 
 from core.config import DataFormat
+from eventlogs.loaders import load_events, write_events
+from eventlogs.validation import DataValidationError
 from interest.common import config_from, fail
 
 app = typer.Typer(help="Validate event logs and report what would be kept or dropped.")
@@ -49,9 +51,6 @@ def validate(
     ] = None,
 ) -> None:
     """Load PATH, print rows read/kept/dropped per reason; exit 1 if the file is unusable."""
-    from eventlogs.loaders import load_events, write_events
-    from eventlogs.validation import DataValidationError
-
     overrides = {
         "data": {
             "format": format,

@@ -1,7 +1,6 @@
 """``interest data features``: turn an event log into train/val/test arrays.
 
-The lead wires :func:`build` into the main CLI; :data:`app` exposes it on its own so it
-can be tested with ``typer.testing.CliRunner``.
+:func:`build` is wired into ``interest data`` by ``interest.cli``.
 """
 
 from __future__ import annotations
@@ -19,13 +18,6 @@ from core.dataset import PreparedData, prepare_dataset
 from eventlogs.loaders import load_events
 from eventlogs.stream import prepare_streaming
 from interest.common import config_from, echo_err, fail
-
-app = typer.Typer(help="Sequence features.", pretty_exceptions_enable=False)
-
-
-@app.callback()
-def main() -> None:
-    """Sequence features (keeps ``features`` a named subcommand)."""
 
 
 def save_prepared(data: PreparedData, out: Path) -> list[Path]:
@@ -70,7 +62,6 @@ def summarize(data: PreparedData, seconds: float) -> str:
     return "\n".join(lines)
 
 
-@app.command("features")
 def build(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Event log (.csv or .parquet).")],

@@ -3,10 +3,8 @@
 A ``.parquet`` output whose config has more users than ``--users-per-shard`` is streamed
 shard by shard (:func:`synthlogs.stream.write_synthetic_parquet`): bounded memory, rows
 sorted by time within each shard only, and a per-user truth table. Everything else is
-generated in memory, sorted by time, with the per-(user, day) truth.
-
-The lead wires :func:`generate` into the main CLI; :data:`app` exposes it on its own so it
-can be tested with ``typer.testing.CliRunner``.
+generated in memory, sorted by time, with the per-(user, day) truth. :func:`generate` is
+wired into ``interest data`` by ``interest.cli``.
 """
 
 from __future__ import annotations
@@ -22,13 +20,6 @@ from core.schema import EVENT_COLUMNS
 from synthlogs.generator import SynthConfig, SynthResult, config_for_events, generate_events
 from synthlogs.stream import SynthStreamSummary, write_synthetic_parquet
 from synthlogs.stream import truth_file as truth_path
-
-app = typer.Typer(help="Synthetic e-commerce behaviour logs.", pretty_exceptions_enable=False)
-
-
-@app.callback()
-def main() -> None:
-    """Synthetic e-commerce behaviour logs (keeps ``generate`` a named subcommand)."""
 
 
 def write_frame(events: pd.DataFrame, path: Path) -> None:
@@ -104,7 +95,6 @@ def summarize_stream(summary: SynthStreamSummary) -> str:
     return f"{lines}\nshards      {summary.shards:,} (rows sorted by time within each shard)"
 
 
-@app.command("generate")
 def generate(
     ctx: typer.Context,
     out: Annotated[Path, typer.Option(help="Output file, .csv or .parquet.")],
