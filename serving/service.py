@@ -29,6 +29,7 @@ from starlette.responses import JSONResponse
 
 from core.arrays import SequenceArrays
 from core.config import ServingConfig, load_config
+from modelkit.bundle import load_bundle
 from serving.batching import MicroBatcher, OverloadedError
 from serving.encode import (
     Encoded,
@@ -81,8 +82,6 @@ class InterestService:
     bento_model = bentoml.models.BentoModel(model_tag())
 
     def __init__(self) -> None:
-        from modelkit.bundle import load_bundle
-
         started = time.perf_counter()
         config = load_config()
         self.config = config.serving
@@ -177,7 +176,9 @@ class InterestService:
             raise PredictionLogError(f"prediction log: cannot build records: {exc}") from exc
         return answered
 
-    async def _guarded(self, requests: list[PredictRequest], prefixes: list[str]) -> Any:
+    async def _guarded(
+        self, requests: list[PredictRequest], prefixes: list[str]
+    ) -> list[PredictResponse] | JSONResponse:
         try:
             return await self._answer(requests, prefixes)
         except RequestError as exc:
