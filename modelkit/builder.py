@@ -11,9 +11,8 @@ Layer names are stable (``cat_embedding``, ``encoder_rnn_0``, ``pooling``, ...) 
 
 from __future__ import annotations
 
-from typing import Any
-
 import keras
+from keras import KerasTensor
 
 from core.arrays import INPUT_NAMES, FeatureSpec
 from modelkit.layers import (
@@ -36,7 +35,7 @@ from modelkit.model_config import ModelConfig
 EVENT_INPUTS: tuple[str, ...] = ("cat", "beh", "hour", "gap", "age")
 
 
-def make_inputs(spec: FeatureSpec, names: tuple[str, ...]) -> dict[str, keras.KerasTensor]:
+def make_inputs(spec: FeatureSpec, names: tuple[str, ...]) -> dict[str, KerasTensor]:
     """Keras inputs named and shaped per :mod:`core.arrays` (batch dimension omitted)."""
     n, p = spec.max_events, spec.n_periods
     shapes: dict[str, tuple[tuple[int, ...], str]] = {
@@ -63,8 +62,8 @@ def _recurrent(cell: str, units: int, name: str) -> keras.layers.Layer:
 
 
 def encode_events(
-    config: ModelConfig, spec: FeatureSpec, inputs: dict[str, Any]
-) -> tuple[Any, Any, Any]:
+    config: ModelConfig, spec: FeatureSpec, inputs: dict[str, KerasTensor]
+) -> tuple[KerasTensor, KerasTensor, KerasTensor]:
     """Embed and run the recurrent encoder over the event sequence.
 
     Args:
@@ -105,8 +104,8 @@ def encode_events(
 
 
 def encode_user(
-    config: ModelConfig, spec: FeatureSpec, inputs: dict[str, Any]
-) -> tuple[Any, Any, Any]:
+    config: ModelConfig, spec: FeatureSpec, inputs: dict[str, KerasTensor]
+) -> tuple[KerasTensor, KerasTensor, KerasTensor]:
     """Encode events into a user vector and next-category logits.
 
     Returns:
@@ -132,7 +131,9 @@ def encode_user(
     return user, logits, table
 
 
-def next_cats_output(config: ModelConfig, spec: FeatureSpec, inputs: dict, logits: Any) -> Any:
+def next_cats_output(
+    config: ModelConfig, spec: FeatureSpec, inputs: dict[str, KerasTensor], logits: KerasTensor
+) -> KerasTensor:
     """Add the history prior to the learned logits and apply the output activation."""
     if config.use_history_prior:
         logits = ScalarGate(config.next_cats_gate, name="next_cats_gate")(logits)
@@ -145,8 +146,8 @@ def next_cats_output(config: ModelConfig, spec: FeatureSpec, inputs: dict, logit
 
 
 def activity_output(
-    config: ModelConfig, name: str, column: int, features: Any, activity: Any
-) -> Any:
+    config: ModelConfig, name: str, column: int, features: KerasTensor, activity: KerasTensor
+) -> KerasTensor:
     """``(batch, 1)`` sigmoid; a zero-initialised residual over the fitted heuristic logit.
 
     ``column`` picks the heuristic input of :class:`modelkit.layers.HeuristicFeatures`
@@ -162,7 +163,9 @@ def activity_output(
     return keras.layers.Activation("sigmoid", name=name)(logit)
 
 
-def trajectory_output(config: ModelConfig, spec: FeatureSpec, inputs: dict, hidden: Any) -> Any:
+def trajectory_output(
+    config: ModelConfig, spec: FeatureSpec, inputs: dict[str, KerasTensor], hidden: KerasTensor
+) -> KerasTensor:
     """``(batch, K, C1)`` softmax; a residual over log(persistence) when configured."""
     k, c1 = spec.future_periods, spec.n_buckets
     # Zero-initialised residual: the untrained head predicts the persistence mixture.
