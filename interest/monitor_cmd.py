@@ -222,36 +222,54 @@ def performance(
     ] = None,
     since: Annotated[str | None, typer.Option(help="First logged_at to score (ISO).")] = None,
     until: Annotated[str | None, typer.Option(help="Last logged_at to score (ISO).")] = None,
-    k: Annotated[int | None, typer.Option(help="K of recall@K (default serving.top_k).")] = None,
+    bundle: Annotated[
+        Path | None,
+        typer.Option(help="Bundle folder whose vocabulary labels (default: the champion's)."),
+    ] = None,
+    k: Annotated[int, typer.Option(help="K of recall@K and NDCG@K (the gate uses 10).")] = 10,
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
 ) -> None:
-    """Score past predictions against what users did next; log to MLflow ``monitoring``."""
+    """Score past predictions as the promotion gate scores a model; log to MLflow."""
+    from core.predlog import read_prediction_log
     from eventlogs.loaders import load_events
-    from monitoring.performance import evaluate_log, log_performance
-    from monitoring.reference import read_prediction_log
+    from monitoring.performance import BundleLabelling, evaluate_log, log_performance
+    from monitoring.reference import champion_bundle
 
     config = config_from(ctx, {"data": {"format": format}})
     paths = config.paths.resolved()
-    k = k or config.serving.top_k
     try:
+        folder = bundle or champion_bundle(config)[0]
+        labelling = BundleLabelling.load(folder)
         log = read_prediction_log(paths.prediction_log, since, until)
         events = load_events(data, config.data).events
-        result = evaluate_log(log, events, config.features, k)
-    except (OSError, ValueError) as err:
+        result = evaluate_log(log, events, labelling, k)
+    except (OSError, ValueError, LookupError) as err:
         raise fail(str(err)) from err
     if result.n_labelled == 0:
+        horizon = labelling.feature_config.horizon
         echo_err(
-            f"none of {result.n_records} logged predictions has its whole horizon "
-            f"({config.features.horizon}) in {data} (events until {result.labels_until})"
+            f"none of {result.n_records} logged predictions can be scored: a record needs its "
+            f"whole horizon ({horizon}) and its user's history in {data} (events until "
+            f"{result.labels_until}); {result.n_incomplete} labelled records rank fewer than "
+            f"{k} known categories or lack outputs"
         )
         raise typer.Exit(4)
-    params = {"data": str(data), "since": str(since), "until": str(until)}
+    params = {"data": str(data), "since": str(since), "until": str(until), "bundle": str(folder)}
     run_id = log_performance(result, paths.tracking_uri, paths.artifact_root, params)
     if as_json:
         table = result.table.reset_index().to_dict(orient="records")
-        payload = {"k": k, "n_records": result.n_records, "mlflow_run": run_id, "rows": table}
+        payload = {
+            "k": k,
+            "n_records": result.n_records,
+            "n_labelled": result.n_labelled,
+            "n_incomplete": result.n_incomplete,
+            "mlflow_run": run_id,
+            "rows": table,
+        }
         typer.echo(json.dumps(payload, indent=1, default=str))
         return
-    shown = result.table.rename(columns={"recall_at_k": f"recall_at_{k}"})
-    typer.echo(shown.to_string(float_format=lambda v: f"{v:.4f}"))
-    echo_err(f"{result.n_labelled}/{result.n_records} predictions labelled; MLflow run {run_id}")
+    typer.echo(result.table.to_string(float_format=lambda v: f"{v:.4f}"))
+    echo_err(
+        f"{result.n_labelled}/{result.n_records} predictions scored "
+        f"({result.n_incomplete} incomplete); MLflow run {run_id}"
+    )

@@ -15,8 +15,9 @@ from typing import Any
 import pandas as pd
 
 from core.config import ProjectConfig
+from core.predlog import read_prediction_log
 from monitoring.drift import DriftResult, check_drift
-from monitoring.reference import load_reference, read_prediction_log
+from monitoring.reference import load_reference
 from monitoring.report import ReportFiles, log_to_mlflow, save_report
 from monitoring.workspace import add_snapshot
 

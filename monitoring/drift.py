@@ -14,11 +14,9 @@ import numpy as np
 import pandas as pd
 
 from core.config import MonitoringConfig
+from core.predlog import PREDICTION_CATEGORICAL, PREDICTION_COLUMNS, PREDICTION_NUMERIC
 from core.profile import CATEGORICAL_FEATURES, NUMERIC_FEATURES
 
-PREDICTION_NUMERIC: tuple[str, ...] = ("p_buy", "p_churn")
-PREDICTION_CATEGORICAL: tuple[str, ...] = ("top_pred",)
-PREDICTION_COLUMNS: tuple[str, ...] = PREDICTION_NUMERIC + PREDICTION_CATEGORICAL
 # Drift statistics on 10k rows are already stable; more rows only cost time.
 MAX_ROWS = 10_000
 # PSI over a long tail of rare categories measures sampling noise, not drift: keep the
@@ -205,7 +203,7 @@ def check_drift(
 
     Args:
         reference: the champion's reference profile (``core.profile.PROFILE_COLUMNS`` plus,
-            optionally, ``p_buy``, ``p_churn``, ``top_pred``).
+            optionally, ``core.predlog.PREDICTION_COLUMNS``).
         current: the same columns from the prediction log window.
         config: method, per-column threshold, drifted-share trigger and minimum rows.
         seed: seed for down-sampling frames larger than :data:`MAX_ROWS`.

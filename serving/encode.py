@@ -7,7 +7,6 @@ deployed configuration or the clock raise :class:`RequestError` naming the field
 
 from __future__ import annotations
 
-import math
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -20,6 +19,7 @@ import pandas as pd
 from core.arrays import SequenceArrays
 from core.config import ServingConfig
 from core.hashing import hash_user
+from core.predlog import RANKED_CATEGORIES, PredictionRecord, finite, rank_categories
 from core.profile import summarize_arrays
 from core.schema import conform
 from serving.schemas import (
@@ -185,18 +185,17 @@ def build_responses(
     default_top_k: int,
 ) -> list[PredictResponse]:
     """Turn model outputs (rows in request order) into responses."""
-    scores = np.asarray(outputs["next_cats"], dtype=np.float64).copy()
-    scores[:, :2] = -np.inf  # padding and OOV are not recommendable categories
+    scores = np.asarray(outputs["next_cats"])
+    ks = [r.top_k or default_top_k for r in requests]
+    ranked = rank_categories(scores, max(ks, default=1))
     buy = np.asarray(outputs["buy"]).reshape(-1)
     churn = np.asarray(outputs["churn"]).reshape(-1)
     trajectory = np.asarray(outputs["trajectory"])
     used = (encoded.arrays.cat > 0).sum(axis=1)
     responses = []
     for i, request in enumerate(requests):
-        k = min(request.top_k or default_top_k, scores.shape[1] - 2)
-        top = np.argpartition(-scores[i], k - 1)[:k]
-        top = top[np.argsort(-scores[i][top], kind="stable")]
-        names = vocab.decode(top.tolist())
+        top = ranked[i, : ks[i]]
+        names = vocab.decode(top)
         periods = []
         for p, shares in enumerate(trajectory[i], start=1):
             order = np.argsort(-shares, kind="stable")[:TRAJECTORY_TOP]
@@ -227,44 +226,59 @@ def build_responses(
     return responses
 
 
-def _plain(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def log_records(
-    encoded: Encoded, responses: Sequence[PredictResponse], vocab: Any, logged_at: datetime
-) -> list[dict[str, Any]]:
-    """Prediction-log records (CONTRACT.md) for successful predictions."""
+    encoded: Encoded,
+    outputs: dict[str, np.ndarray],
+    responses: Sequence[PredictResponse],
+    vocab: Any,
+    buckets: Sequence[str],
+    logged_at: datetime,
+) -> list[PredictionRecord]:
+    """Prediction-log records (CONTRACT.md) of answered predictions, from the model arrays.
+
+    A record ranks ``max(top_k served, RANKED_CATEGORIES)`` categories and holds every
+    trajectory bucket, so monitoring can score it as the promotion gate scores a model.
+
+    Args:
+        encoded: the requests' model inputs (rows in response order).
+        outputs: the model outputs of those rows.
+        responses: what was answered (user, model, how many categories were served).
+        vocab: the bundle's vocabulary.
+        buckets: trajectory bucket names (``vocab.bucket_names``).
+        logged_at: the time of logging (UTC).
+    """
     frame = summarize_arrays(encoded.arrays, vocab.decode)
     # Column lists, not DataFrame.to_dict: a third of the cost on the logging path.
-    columns = {c: frame[c].tolist() for c in frame.columns}
-    profile = [
+    columns = {c: [finite(v) for v in frame[c].tolist()] for c in frame.columns}
+    profiles = [
         dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
     ]
+    scores = np.asarray(outputs["next_cats"])
+    ks = [max(len(r.next_categories), RANKED_CATEGORIES) for r in responses]
+    ranked = rank_categories(scores, max(ks, default=1))
+    width = ranked.shape[1]  # at most V - 2
+    names = vocab.decode(ranked.reshape(-1))
+    buy = np.asarray(outputs["buy"]).reshape(-1).tolist()
+    churn = np.asarray(outputs["churn"]).reshape(-1).tolist()
+    shares = np.asarray(outputs["trajectory"]).tolist()
     records = []
-    for row, response in zip(profile, responses, strict=True):
-        top = response.next_categories[0] if response.next_categories else None
-        record = {
-            "logged_at": logged_at.isoformat(),
-            "request_id": response.request_id,
-            "user_hash": hash_user(response.user_id),
-            "model_name": response.model.name,
-            "model_version": response.model.version,
-            "cutoff": response.cutoff.isoformat(),
-        }
-        record.update({k: _plain(v) for k, v in row.items()})
-        record.update(
-            p_buy=response.p_buy,
-            p_churn=response.p_churn,
-            top_pred=top.category_id if top else None,
-            top_score=top.score if top else None,
-            # Monitoring scores realised recall@K and trajectory error from these.
-            top_categories=[c.category_id for c in response.next_categories],
-            trajectory=[{b.bucket: b.share for b in p.buckets} for p in response.trajectory],
+    for i, (profile, response) in enumerate(zip(profiles, responses, strict=True)):
+        top = names[i * width : i * width + min(ks[i], width)]
+        records.append(
+            PredictionRecord(
+                logged_at=logged_at,
+                request_id=encoded.request_ids[i],
+                user_hash=hash_user(response.user_id),
+                model_name=response.model.name,
+                model_version=response.model.version,
+                cutoff=encoded.cutoffs[i],
+                profile=profile,
+                p_buy=finite(buy[i]),
+                p_churn=finite(churn[i]),
+                top_pred=top[0] if top else None,
+                top_score=finite(float(scores[i, ranked[i, 0]])) if top else None,
+                top_categories=tuple(top),
+                trajectory=tuple(dict(zip(buckets, period, strict=True)) for period in shares[i]),
+            )
         )
-        records.append(record)
     return records

@@ -10,8 +10,8 @@ The model is the BentoML model ``INTEREST_BENTO_MODEL`` (default
 Every 200 from ``/predict`` or ``/predict_batch`` has its prediction-log record (matched by
 the ``request_id`` of each prediction) in the kernel before the response is sent: the
 batcher's finish step builds a micro-batch's responses and records and writes the records
-with one ``os.write`` (``serving/predlog.py``). If the log cannot be written, those requests
-get a 503 naming the log problem rather than an answer that leaves no record.
+with one ``os.write`` (``core.predlog``; CONTRACT.md). If the log cannot be written, those
+requests get a 503 naming the log problem rather than an answer that leaves no record.
 """
 
 from __future__ import annotations
@@ -24,11 +24,13 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bentoml
+import numpy as np
 from fastapi import FastAPI
 from starlette.responses import JSONResponse
 
 from core.arrays import SequenceArrays
 from core.config import ServingConfig, load_config
+from core.predlog import PredictionLog, PredictionLogError
 from modelkit.bundle import load_bundle
 from serving.batching import MicroBatcher, OverloadedError
 from serving.encode import (
@@ -39,7 +41,6 @@ from serving.encode import (
     log_records,
 )
 from serving.limits import RequestGuard
-from serving.predlog import PredictionLog, PredictionLogError
 from serving.schemas import (
     BatchRequest,
     BatchResponse,
@@ -161,8 +162,10 @@ class InterestService:
         try:
             records = log_records(
                 _merge([e for _, e in jobs]),
+                _merge_outputs(outputs),
                 [r for batch in answered for r in batch],
                 self.bundle.vocab,
+                self.buckets,
                 datetime.now(UTC),
             )
             self.predlog.write(records)
@@ -237,6 +240,12 @@ def _merge(parts: list[Encoded]) -> Encoded:
         oov_events=[n for e in parts for n in e.oov_events],
         request_ids=[r for e in parts for r in e.request_ids],
     )
+
+
+def _merge_outputs(parts: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in parts[0]}
 
 
 def _finite(value: Any) -> float | None:

@@ -20,6 +20,7 @@ import pandas as pd
 from core.arrays import SequenceArrays
 from core.config import ProjectConfig
 from core.dataset import PreparedData
+from core.predlog import prediction_columns
 from core.profile import summarize_arrays
 from evaluation.baselines import baseline_predictions
 from evaluation.metrics import evaluate_predictions
@@ -69,13 +70,8 @@ def reference_profile(
     measured against exactly what the served model learned from.
     """
     profile = summarize_arrays(arrays, data.vocab.decode)
-    pred = predict_arrays(model, arrays)
-    top = pred["next_cats"].copy()
-    top[:, :2] = -np.inf  # padding and OOV are never predictions
-    profile["p_buy"] = pred["buy"]
-    profile["p_churn"] = pred["churn"]
-    profile["top_pred"] = data.vocab.decode(top.argmax(axis=1).tolist())
-    return profile
+    # The same function serving ranks with: reference and log name and compute them alike.
+    return profile.assign(**prediction_columns(predict_arrays(model, arrays), data.vocab.decode))
 
 
 def log_model_artifacts(

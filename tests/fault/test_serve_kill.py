@@ -137,7 +137,7 @@ def _scan(directory: Path) -> tuple[Counter[str], list[str], int]:
 
 
 def test_sigkill_under_load_keeps_one_whole_record_per_200(tmp_path: Path) -> None:
-    from monitoring.reference import read_prediction_log
+    from core.predlog import read_prediction_log
 
     log_dir = tmp_path / "state" / "predictions"
     log_dir.parent.mkdir()

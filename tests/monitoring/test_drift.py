@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 
 from core.config import MonitoringConfig
+from core.predlog import PREDICTION_COLUMNS
 from core.profile import NUMERIC_FEATURES, PROFILE_COLUMNS
-from monitoring.drift import PREDICTION_COLUMNS, check_drift
+from monitoring.drift import check_drift
 
 CATS = [f"g{g:02d}-c{c:02d}" for g in range(4) for c in range(5)]
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 
@@ -12,6 +13,7 @@ import pytest
 from core.arrays import INPUT_NAMES
 from core.config import FeatureConfig, ServingConfig
 from core.features import build_features
+from core.predlog import RECORD_COLUMNS
 from core.profile import PROFILE_COLUMNS
 from core.vocab import fit_vocabulary
 from serving.encode import (
@@ -133,9 +135,14 @@ def test_responses_rank_real_categories_and_name_buckets(bundle):
     assert [p.period for p in out[0].trajectory] == [1, 2]
     assert out[0].oov_events == 1 and out[0].events_used == 3
 
-    records = log_records(enc, out, bundle.vocab, NOW)
+    records = log_records(enc, outputs, out, bundle.vocab, names, NOW)
     assert len(records) == 2
-    assert set(PROFILE_COLUMNS) <= set(records[0])
-    assert records[0]["user_hash"] and records[1]["user_hash"] is None
-    assert records[0]["top_pred"] == "c1" and records[0]["model_version"] == "3"
-    assert records[0]["seq_len"] == 3.0
+    assert list(records[0].profile) == list(PROFILE_COLUMNS)
+    assert records[0].user_hash and records[1].user_hash is None
+    assert records[0].top_pred == "c1" and records[0].model_version == "3"
+    assert records[0].profile["seq_len"] == 3.0 and records[0].top_score == pytest.approx(0.5)
+    # Two categories were served; the log ranks RANKED_CATEGORIES (here all) and every bucket.
+    assert records[0].top_categories == ("c1", "c2", "c3")
+    assert records[0].trajectory == ({"c1": 0.2, "c2": 0.5, "other": 0.3},) * k
+    assert [r.request_id for r in records] == enc.request_ids
+    assert list(json.loads(records[1].to_json())) == list(RECORD_COLUMNS)

@@ -255,8 +255,8 @@ def test_metrics_and_prediction_log(deployed):
         time.sleep(0.1)
     rows = _log_rows(deployed["state"])
     assert ok == 4 and len(rows) == len(before) + 4
+    from core.hashing import hash_user
     from core.profile import PROFILE_COLUMNS
-    from serving.predlog import hash_user
 
     last = rows[-1]
     assert last["user_hash"] == hash_user("p3") and "p3" not in json.dumps(last)

@@ -1,4 +1,4 @@
-"""Prediction log: synchronous appends, one os.write per file chunk, rotation between lines."""
+"""Prediction log writer: synchronous appends, one os.write per file chunk, rotation."""
 
 from __future__ import annotations
 
@@ -8,12 +8,22 @@ import threading
 
 import pytest
 
-from serving.predlog import PredictionLog, PredictionLogError, hash_user
+from core.hashing import hash_user
+from core.predlog import LOG_GLOB, PredictionLog, PredictionLogError, PredictionRecord
+from tests.core.test_predlog_record import make_record
+
+
+def _recs(ids) -> list[PredictionRecord]:
+    return [make_record(i) for i in ids]
 
 
 def _rows(directory):
-    files = sorted(directory.glob("predictions-*.jsonl"))
+    files = sorted(directory.glob(LOG_GLOB))
     return files, [json.loads(line) for f in files for line in f.read_text().splitlines()]
+
+
+def _ids(rows) -> list[int]:
+    return [int(r["request_id"]) for r in rows]
 
 
 def _count_writes(monkeypatch):
@@ -30,11 +40,11 @@ def _count_writes(monkeypatch):
 
 def test_records_are_written_in_order_and_rotated_by_rows(tmp_path):
     log = PredictionLog(tmp_path / "log", rotate_rows=3)
-    log.write([{"i": i} for i in range(5)])
-    log.write([{"i": 5}])
-    log.write([{"i": i} for i in range(6, 8)])
+    log.write(_recs(range(5)))
+    log.write(_recs([5]))
+    log.write(_recs(range(6, 8)))
     files, rows = _rows(tmp_path / "log")
-    assert [r["i"] for r in rows] == list(range(8))
+    assert _ids(rows) == list(range(8))
     assert [len(f.read_text().splitlines()) for f in files] == [3, 3, 2]
     assert all(f.read_bytes().endswith(b"\n") for f in files)
     assert log.written == 8 and log.failed == 0 and log.path == files[-1]
@@ -44,13 +54,13 @@ def test_records_are_written_in_order_and_rotated_by_rows(tmp_path):
 def test_a_batch_is_one_os_write_per_file_and_readable_when_write_returns(tmp_path, monkeypatch):
     calls = _count_writes(monkeypatch)
     log = PredictionLog(tmp_path, rotate_rows=4)
-    log.write([{"a": i} for i in range(3)])
+    log.write(_recs(range(3)))
     assert len(calls) == 1
-    assert [r["a"] for r in _rows(tmp_path)[1]] == [0, 1, 2]  # no flush, no close needed
-    log.write([{"a": i} for i in range(3, 6)])  # 1 row fits, 2 go to a new file
+    assert _ids(_rows(tmp_path)[1]) == [0, 1, 2]  # no flush, no close needed
+    log.write(_recs(range(3, 6)))  # 1 row fits, 2 go to a new file
     assert len(calls) == 3
     files, rows = _rows(tmp_path)
-    assert [r["a"] for r in rows] == list(range(6)) and len(files) == 2
+    assert _ids(rows) == list(range(6)) and len(files) == 2
     log.close()
 
 
@@ -58,8 +68,8 @@ def test_short_writes_are_completed(tmp_path, monkeypatch):
     real = os.write
     monkeypatch.setattr(os, "write", lambda fd, data: real(fd, bytes(data[:7])))
     log = PredictionLog(tmp_path, rotate_rows=100)
-    log.write([{"text": "x" * 40, "i": i} for i in range(3)])
-    assert [r["i"] for r in _rows(tmp_path)[1]] == [0, 1, 2]
+    log.write(_recs(range(3)))
+    assert _ids(_rows(tmp_path)[1]) == [0, 1, 2]
     log.close()
 
 
@@ -68,7 +78,7 @@ def test_unwritable_folder_raises_naming_it_and_counts(tmp_path):
     target.write_text("")
     log = PredictionLog(target, rotate_rows=10)  # mkdir fails: the path is a file
     with pytest.raises(PredictionLogError, match="file-not-dir"):
-        log.write([{"a": 1}, {"a": 2}])
+        log.write(_recs([1, 2]))
     assert log.failed == 2 and log.written == 0
     log.close()
 
@@ -78,7 +88,7 @@ def test_unserialisable_record_raises_and_writes_nothing(tmp_path):
     loop["self"] = loop
     log = PredictionLog(tmp_path, rotate_rows=10)
     with pytest.raises(PredictionLogError, match="not serialisable"):
-        log.write([{"a": 1}, loop])
+        log.write([make_record(1), make_record(2, trajectory=(loop,))])
     assert _rows(tmp_path)[1] == [] and log.failed == 2
     log.close()
 
@@ -88,7 +98,7 @@ def test_concurrent_writers_never_interleave_lines(tmp_path):
 
     def writer(t: int) -> None:
         for n in range(40):
-            log.write([{"t": t, "n": n, "pad": "y" * (n * 13)} for _ in range(3)])
+            log.write([make_record(f"{t}-{n}", model_name="y" * (n * 13)) for _ in range(3)])
 
     threads = [threading.Thread(target=writer, args=(t,)) for t in range(6)]
     for thread in threads:
@@ -103,8 +113,8 @@ def test_concurrent_writers_never_interleave_lines(tmp_path):
 
 def test_a_second_log_in_the_same_second_never_appends_to_the_first(tmp_path):
     first, second = PredictionLog(tmp_path, 10), PredictionLog(tmp_path, 10)
-    first.write([{"w": 1}])
-    second.write([{"w": 2}])
+    first.write(_recs([1]))
+    second.write(_recs([2]))
     assert first.path != second.path
     assert [len(f.read_text().splitlines()) for f in _rows(tmp_path)[0]] == [1, 1]
     first.close()

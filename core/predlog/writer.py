@@ -1,4 +1,4 @@
-"""Append-only, row-rotated JSONL prediction log (serving writes, monitoring reads).
+"""The durable prediction-log writer: append-only, row-rotated JSONL files (CONTRACT.md).
 
 Durability contract: a request is answered 200 only after its record is in the kernel.
 :meth:`PredictionLog.write` serialises a batch of records (the service passes one
@@ -24,16 +24,14 @@ the next write starts a new one, so the torn bytes stay at the end of that file.
 from __future__ import annotations
 
 import contextlib
-import json
 import os
 import threading
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-from core.hashing import hash_user
-
-__all__ = ["PredictionLog", "PredictionLogError", "hash_user"]
+from core.predlog.files import log_file_name
+from core.predlog.record import PredictionRecord
 
 _FLAGS = os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_APPEND | getattr(os, "O_CLOEXEC", 0)
 
@@ -43,7 +41,9 @@ class PredictionLogError(RuntimeError):
 
 
 class PredictionLog:
-    """Synchronous writer of ``predictions-<UTC yyyymmddTHHMMSS>-<pid>[_NNNN].jsonl`` files.
+    """Synchronous writer of :class:`PredictionRecord` lines into rotated log files.
+
+    File names come from :func:`core.predlog.files.log_file_name`.
 
     Thread-safe: concurrent :meth:`write` calls are serialised and never interleave lines.
 
@@ -65,7 +65,7 @@ class PredictionLog:
         self._bytes_in_file = 0
         self._lock = threading.Lock()
 
-    def write(self, records: list[dict[str, Any]]) -> None:
+    def write(self, records: Sequence[PredictionRecord]) -> None:
         """Append ``records`` and return once every line is in the kernel.
 
         Raises:
@@ -75,7 +75,7 @@ class PredictionLog:
         if not records:
             return
         try:
-            lines = [(json.dumps(r, default=str, allow_nan=True) + "\n").encode() for r in records]
+            lines = [(r.to_json() + "\n").encode() for r in records]
         except (TypeError, ValueError) as exc:
             self.failed += len(records)
             raise PredictionLogError(
@@ -127,11 +127,10 @@ class PredictionLog:
             return self._fd
         self._close_fd()
         self.directory.mkdir(parents=True, exist_ok=True)
-        stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%S")
-        base, serial = f"predictions-{stamp}-{os.getpid()}", 0
+        opened, serial = datetime.now(UTC), 0
         while True:
             # Rotating twice within one second gets a serial; "_" sorts after ".".
-            name = f"{base}.jsonl" if serial == 0 else f"{base}_{serial:04d}.jsonl"
+            name = log_file_name(opened, os.getpid(), serial)
             try:
                 self._fd = os.open(self.directory / name, _FLAGS, 0o644)
                 break

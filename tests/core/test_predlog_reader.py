@@ -6,10 +6,10 @@ import json
 from datetime import UTC, datetime
 from pathlib import Path
 
-import pandas as pd
 import pytest
 
-from monitoring.reference import load_reference, read_prediction_log
+from core.predlog import RECORD_COLUMNS, PredictionLog, PredictionRecord, read_prediction_log
+from tests.core.test_predlog_record import make_record
 
 
 def _record(stamp: str, i: int) -> dict:
@@ -65,11 +65,13 @@ def test_missing_log_folder_is_named(tmp_path: Path) -> None:
         read_prediction_log(tmp_path / "nowhere")
 
 
-def test_load_reference_from_bundle_folder(tmp_path: Path) -> None:
-    (tmp_path / "bundle").mkdir()
-    pd.DataFrame({"seq_len": [1.0]}).to_parquet(tmp_path / "bundle" / "reference.parquet")
-    with pytest.raises(ValueError, match="lacks profile columns"):
-        load_reference(tmp_path)
-    (tmp_path / "empty").mkdir()
-    with pytest.raises(FileNotFoundError, match="has no reference.parquet"):
-        load_reference(tmp_path / "empty")
+def test_what_the_writer_writes_the_reader_reads(tmp_path: Path) -> None:
+    log = PredictionLog(tmp_path, rotate_rows=2)
+    records = [make_record(i, shadow=i == 2) for i in range(3)]
+    log.write(records)
+    log.close()
+    frame = read_prediction_log(tmp_path)
+    assert list(frame.columns) == list(RECORD_COLUMNS) and len(frame.attrs["files"]) == 2
+    assert frame["shadow"].tolist() == [False, False, True]
+    rows = frame.assign(logged_at=frame["logged_at"].map(lambda t: t.isoformat()))
+    assert [PredictionRecord.from_dict(row) for row in rows.to_dict("records")] == records

@@ -1,0 +1,20 @@
+"""The reference profile side of a drift check."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from monitoring.reference import load_reference
+
+
+def test_load_reference_from_bundle_folder(tmp_path: Path) -> None:
+    (tmp_path / "bundle").mkdir()
+    pd.DataFrame({"seq_len": [1.0]}).to_parquet(tmp_path / "bundle" / "reference.parquet")
+    with pytest.raises(ValueError, match="lacks profile columns"):
+        load_reference(tmp_path)
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(FileNotFoundError, match="has no reference.parquet"):
+        load_reference(tmp_path / "empty")
