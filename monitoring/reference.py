@@ -14,31 +14,21 @@ import pandas as pd
 
 from core.config import ProjectConfig
 from core.profile import PROFILE_COLUMNS
+from modelkit.registry import download_bundle, registered_champion
 
 logger = logging.getLogger(__name__)
 REFERENCE_FILE = "reference.parquet"
 
 
-def champion_bundle(config: ProjectConfig) -> tuple[Path, str]:
-    """Return the champion's bundle folder and version, downloaded once per version.
+def version_bundle(config: ProjectConfig, version: str) -> Path:
+    """Return a registry version's bundle folder, downloaded once per version.
 
     The cache is ``<state>/monitoring/reference/v<N>/bundle`` (a version's artifacts never
     change).
 
     Raises:
-        FileNotFoundError: if no champion is registered.
-        LookupError: if the champion's run has no bundle.
+        LookupError: if the version does not exist or its run has no bundle.
     """
-    from modelkit.registry import download_bundle, registered_champion
-
-    name = config.registry.model_name
-    champion = registered_champion(config)
-    if champion is None:
-        raise FileNotFoundError(
-            f"model {name!r} has no registered champion at "
-            f"{config.paths.resolved().tracking_uri}: pass a bundle folder instead"
-        )
-    version = champion[0]
     cache = config.paths.resolved().state_dir / "monitoring" / "reference" / f"v{version}"
     if not (cache / "bundle").is_dir():
         partial = cache.with_name(f"{cache.name}.partial")
@@ -49,7 +39,38 @@ def champion_bundle(config: ProjectConfig) -> tuple[Path, str]:
         if cache.exists():
             shutil.rmtree(cache)
         partial.rename(cache)
-    return cache / "bundle", version
+    return cache / "bundle"
+
+
+def champion_bundle(config: ProjectConfig) -> tuple[Path, str]:
+    """Return the champion's bundle folder and version (see :func:`version_bundle`).
+
+    Raises:
+        FileNotFoundError: if no champion is registered.
+        LookupError: if the champion's run has no bundle.
+    """
+    name = config.registry.model_name
+    champion = registered_champion(config)
+    if champion is None:
+        raise FileNotFoundError(
+            f"model {name!r} has no registered champion at "
+            f"{config.paths.resolved().tracking_uri}: pass a bundle folder instead"
+        )
+    return version_bundle(config, champion[0]), champion[0]
+
+
+def version_reference(config: ProjectConfig, version: str) -> Path:
+    """Return a registry version's reference profile (downloaded and cached).
+
+    Raises:
+        LookupError: the version does not exist or has no bundle.
+        FileNotFoundError: its bundle has no reference profile.
+    """
+    found = version_bundle(config, version) / REFERENCE_FILE
+    if not found.is_file():
+        name = config.registry.model_name
+        raise FileNotFoundError(f"v{version} of {name!r} has no bundle/{REFERENCE_FILE}")
+    return found
 
 
 def champion_reference(config: ProjectConfig) -> tuple[Path, str]:

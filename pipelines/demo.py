@@ -19,7 +19,6 @@ from core.config import ProjectConfig
 from eventlogs.loaders import load_events, write_events
 from modelkit.registry import registered_champion
 from monitoring.check import check_window
-from monitoring.reference import champion_reference
 from pipelines.deploy import package_version, start_service
 from pipelines.monitor import RetrainRequest, run_monitor
 from pipelines.traffic import replay
@@ -146,10 +145,9 @@ def _replay(run: _Run, shifted: bool) -> str:
 
 def _drift(run: _Run) -> str:
     now = pd.Timestamp.now(tz="UTC")
-    reference, _ = champion_reference(run.config)
     check = check_window(
         run.config,
-        reference,
+        None,
         run.since["reference"].to_pydatetime(),
         now.to_pydatetime(),
         stamp=now.strftime("%Y%m%dT%H%M%SZ"),
