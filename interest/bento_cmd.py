@@ -12,7 +12,9 @@ the store explicitly and ``build``/``serve`` run ``bentoml`` as a child with it 
 
 from __future__ import annotations
 
+import json
 import os
+from dataclasses import asdict
 from pathlib import Path
 from typing import Annotated
 
@@ -99,6 +101,50 @@ def serve(
     echo_err(f"next: curl http://{host}:{port}/readyz && curl http://{host}:{port}/model")
     os.chdir(REPO)
     os.execvpe(argv[0], argv, env)
+
+
+def deploy(
+    ctx: typer.Context,
+    version: Annotated[
+        str | None, typer.Option(help="Registry version to deploy (default: the champion).")
+    ] = None,
+    url: Annotated[
+        str | None,
+        typer.Option(help="A running service to reload with it, e.g. http://127.0.0.1:3000."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the deployment as JSON.")] = False,
+) -> None:
+    """Deploy a registry version: import, build the bento, record it, reload the service.
+
+    The deployment record (version, bento, when, by whom) is written with the registry, so
+    ``interest status`` and the service's ``/model`` can say whether the champion is served.
+    """
+    # Lazy: MLflow and BentoML take seconds to import; `interest --help` should not wait.
+    from pipelines.deploy import deploy as run_deploy
+
+    config = config_from(ctx)
+    try:
+        done = run_deploy(
+            config,
+            "champion",
+            version,
+            url=url,
+            config_path=config_path_of(ctx),
+            command="interest deploy",
+        )
+    except (LookupError, BentoBuildError, RuntimeError) as err:
+        raise fail(str(err)) from err
+    record = done.record
+    if as_json:
+        typer.echo(json.dumps({**asdict(record), "served_version": done.served_version}))
+        return
+    typer.echo(
+        f"deployed v{record.model_version} as bento {record.bento_tag} (model {record.model_tag})"
+    )
+    if url is None:
+        echo_err(f"restart the service to serve it: interest serve --model {record.model_tag}")
+    else:
+        typer.echo(f"{url} now serves v{done.served_version}")
 
 
 app.command("import")(import_model)

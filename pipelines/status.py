@@ -10,12 +10,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections import Counter
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 import optuna
 
 from core.config import ProjectConfig
+from modelkit.deployments import champion_version, current_deployment
 from modelkit.registry import registry_client, tracking_store_exists
 from serving.store import list_stored_models
 from training.registry import version_metrics
@@ -115,12 +117,31 @@ def list_bento_models(config: ProjectConfig) -> list[dict[str, Any]]:
     ]
 
 
+def deployment_status(config: ProjectConfig) -> dict[str, Any] | None:
+    """What is deployed (the registry's deployment record) next to what holds ``champion``.
+
+    Returns:
+        ``{model_version, bento_tag, model_tag, at, by, command, url, champion_version,
+        is_champion}``, or ``None`` when nothing was deployed yet.
+    """
+    record = current_deployment(config)
+    if record is None:
+        return None
+    champion = champion_version(config)
+    return {
+        **asdict(record),
+        "champion_version": champion,
+        "is_champion": champion is not None and champion == record.model_version,
+    }
+
+
 def status(config: ProjectConfig) -> dict[str, Any]:
     """Collect the project's state for ``interest status``.
 
     Returns:
         ``{state_dir, tracking_uri, optuna_storage, bentoml_home, registered_models,
-        studies, bento_models}``; each list is empty when its store does not exist yet.
+        studies, bento_models, deployment}``; each list is empty when its store does not
+        exist yet, ``deployment`` is ``None`` until a first ``interest deploy``.
     """
     paths = config.paths.resolved()
     return {
@@ -131,4 +152,5 @@ def status(config: ProjectConfig) -> dict[str, Any]:
         "registered_models": list_registered_models(config),
         "studies": list_studies(config),
         "bento_models": list_bento_models(config),
+        "deployment": deployment_status(config),
     }

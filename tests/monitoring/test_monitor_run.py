@@ -160,4 +160,4 @@ def test_promotion_prints_the_redeploy_command(env: dict, monkeypatch: pytest.Mo
     window = _log_window(env["config"], DAY + timedelta(days=4), shift=True)
     out = _run(env, [*window, "--data", str(env["recent"]), "--format", "canonical"])
     assert out.exit_code == 3, out.output
-    assert "interest bento import && interest bento build" in out.output
+    assert "interest deploy --url URL" in out.output
