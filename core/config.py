@@ -134,8 +134,19 @@ class RegistryConfig(_Section):
 
     model_name: str = "interest-evolution"
     primary_metric: str = "recall_at_10"
-    # A challenger must beat champion and best baseline by this relative margin.
+    # The margin: the lower end of the paired-bootstrap interval of the challenger's relative
+    # gain over the champion and over the best baseline must be above it (0.0: a sure gain).
     min_improvement: float = 0.0
+    # Two-sided level of that interval; at 0.95 a +0.9 % gain on 900 users is noise.
+    confidence: float = Field(0.95, gt=0.0, lt=1.0)
+    bootstrap_resamples: int = Field(1000, ge=1)
+    bootstrap_seed: int = 0
+    # A challenger losing more than guard_tolerance (absolute, point values on the same
+    # users) of any of these to the champion is refused, whatever its primary metric.
+    guard_metrics: list[str] = Field(
+        default_factory=lambda: ["buy_auc", "churn_auc", "explore_recall_at_10"]
+    )
+    guard_tolerance: float = Field(0.01, ge=0.0)
 
 
 class ServingConfig(_Section):

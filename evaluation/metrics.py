@@ -66,8 +66,64 @@ def _hits(scores: np.ndarray, truth: np.ndarray, k: int) -> tuple[np.ndarray, np
     return hits, truth.sum(axis=1)
 
 
+def _recall_ndcg(hits: np.ndarray, sizes: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per-row recall@K and NDCG@K from a (m, k) hit matrix and truth sizes (m,) >= 1."""
+    denom = np.minimum(sizes, k)
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
+    idcg = np.cumsum(discounts)[denom - 1]
+    return hits.sum(axis=1) / denom, dcg / idcg
+
+
+def per_sample_ranking(
+    scores: np.ndarray, truth: np.ndarray, k: int = 10, history: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """Recall@K and NDCG@K of every sample, the definitions behind :func:`ranking_metrics`.
+
+    With ``history`` the truth is also split in two: *repeat* categories already in the
+    sample's input history and *explore* ones that are not (OOV truth is always explore: no
+    history entry names it). Each part's recall@K counts that part's hits in the same top K
+    over ``min(|part|, K)`` (Li et al., TOIS 2023).
+
+    Args:
+        scores: (n, V) predicted scores.
+        truth: (n, V) multi-hot of the categories touched in the horizon.
+        k: cut-off K.
+        history: (n, N) input category indices (``SequenceArrays.cat``; 0 = padding).
+
+    Returns:
+        (n,) float64 vectors ``recall_at_{k}``, ``ndcg_at_{k}`` (nan where a sample has no
+        truth) and, with ``history``, ``repeat_recall_at_{k}`` and ``explore_recall_at_{k}``
+        (nan where that part of the truth is empty).
+    """
+    _check_pair(scores, truth)
+    truth = np.asarray(truth) > 0
+    names = [f"recall_at_{k}", f"ndcg_at_{k}"]
+    if history is not None:
+        names += [f"repeat_recall_at_{k}", f"explore_recall_at_{k}"]
+    out = {name: np.full(truth.shape[0], np.nan) for name in names}
+    keep = np.flatnonzero(truth.any(axis=1))
+    for chunk in _chunks(keep.size):
+        rows = keep[chunk]
+        mine = truth[rows]
+        top = top_k(scores[rows], k)
+        hits = np.take_along_axis(mine, top, axis=1)
+        out[names[0]][rows], out[names[1]][rows] = _recall_ndcg(hits, mine.sum(axis=1), k)
+        if history is None:
+            continue
+        seen = np.zeros_like(mine)
+        np.put_along_axis(seen, np.asarray(history[rows], dtype=np.int64), True, axis=1)
+        seen[:, :FIRST_RANKED] = False  # padding and OOV name no category
+        for name, part in zip(names[2:], (mine & seen, mine & ~seen), strict=True):
+            sizes = part.sum(axis=1)
+            ok = sizes > 0
+            part_hits = np.take_along_axis(part, top, axis=1)[ok].sum(axis=1)
+            out[name][rows[ok]] = part_hits / np.minimum(sizes[ok], k)
+    return out
+
+
 def ranking_metrics(scores: np.ndarray, truth: np.ndarray, k: int = 10) -> dict[str, float]:
-    """Recall@K and NDCG@K in one ranking pass.
+    """Recall@K and NDCG@K in one ranking pass: means of :func:`per_sample_ranking`.
 
     Args:
         scores: (n, V) predicted scores.
@@ -77,17 +133,14 @@ def ranking_metrics(scores: np.ndarray, truth: np.ndarray, k: int = 10) -> dict[
     Returns:
         ``recall_at_{k}``, ``ndcg_at_{k}`` (nan when no row has truth) and ``n_ranked``.
     """
-    hits, sizes = _hits(scores, truth, k)
-    if hits.shape[0] == 0:
+    per = per_sample_ranking(scores, truth, k)
+    ranked = ~np.isnan(per[f"recall_at_{k}"])
+    if not ranked.any():
         return {f"recall_at_{k}": float("nan"), f"ndcg_at_{k}": float("nan"), "n_ranked": 0.0}
-    denom = np.minimum(sizes, k)
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (hits * discounts[: hits.shape[1]]).sum(axis=1)
-    idcg = np.cumsum(discounts)[denom - 1]
     return {
-        f"recall_at_{k}": float((hits.sum(axis=1) / denom).mean()),
-        f"ndcg_at_{k}": float((dcg / idcg).mean()),
-        "n_ranked": float(hits.shape[0]),
+        f"recall_at_{k}": float(per[f"recall_at_{k}"][ranked].mean()),
+        f"ndcg_at_{k}": float(per[f"ndcg_at_{k}"][ranked].mean()),
+        "n_ranked": float(ranked.sum()),
     }
 
 

@@ -15,6 +15,7 @@ from interest import (
     bento_cmd,
     data_cmd,
     demo_cmd,
+    evaluate_cmd,
     features_cmd,
     monitor_cmd,
     registry_cmd,
@@ -51,7 +52,13 @@ data_cmd.app.command("generate")(synth_cmd.generate)
 data_cmd.app.command("features")(features_cmd.build)
 app.add_typer(data_cmd.app, name="data")
 app.command()(train_cmd.tune)
-for _command in (registry_cmd.register, registry_cmd.promote, registry_cmd.rollback):
+app.command()(evaluate_cmd.evaluate)
+for _command in (
+    registry_cmd.register,
+    registry_cmd.promote,
+    registry_cmd.rollback,
+    registry_cmd.history,
+):
     app.command()(_command)
 app.command("status")(registry_cmd.status)
 app.add_typer(monitor_cmd.app, name="monitor")

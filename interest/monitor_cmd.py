@@ -1,6 +1,7 @@
 """``interest monitor``: drift reports, gated retraining and realised performance.
 
-Exit codes of ``drift``: 0 no drift, 3 drift (retraining advised), 4 not enough data, 1 error.
+Exit codes of ``drift``: 0 no drift, 10 drift (retraining advised), 4 not enough data, 1 error
+(the one table of every command's codes: :mod:`interest.exit_codes`).
 Exit codes of ``performance``: 0 scored, 4 nothing labelled yet (horizons not over), 1 error.
 
 Exit codes of ``run`` (the scheduled entry point; see ``RUN_EXIT_CODES``):
@@ -26,13 +27,14 @@ import typer
 
 from core.config import ProjectConfig
 from interest.common import config_from, echo_err, fail
+from interest.exit_codes import exit_code
 
 if TYPE_CHECKING:  # annotations only: pipelines.monitor imports TensorFlow
     from pipelines.monitor import MonitorOutcome
 
 app = typer.Typer(help="Monitor the served model: drift reports and retraining triggers.")
 
-EXIT_CODES = {"ok": 0, "drift": 3, "not_enough_data": 4}
+EXIT_CODES = {status: exit_code(status) for status in ("ok", "drift", "not_enough_data")}
 # A window shorter than a day compares a few hours of traffic with whole days of training
 # data: hour_of_day and hours_since_last would drift by construction.
 DEFAULT_WINDOW = "24h"
@@ -71,7 +73,7 @@ def drift(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
-    """Compare the logged window with the reference; exit 3 when retraining is advised."""
+    """Compare the logged window with the reference; exit 10 when retraining is advised."""
     # Imported here: Evidently and MLflow are slow to import, `--help` must stay fast.
     from monitoring.check import check_window
     from monitoring.reference import resolve_reference

@@ -1,22 +1,25 @@
-"""Registry commands: ``interest register|promote|rollback|status`` (wired in ``interest.cli``).
+"""Registry commands: ``interest register|promote|rollback|history|status`` (``interest.cli``).
 
-Exit codes: 0 done, 1 error, 3 the gate refused a promotion. ``training.registry`` and
-``pipelines.status`` import MLflow (and Optuna, BentoML) at their top, so the commands import
-them when they run: ``interest --help`` stays fast.
+Exit codes (:mod:`interest.exit_codes`): 0 done, 1 error, 5 the gate refused a promotion,
+9 nothing to roll back to. ``training.registry`` and ``pipelines.status`` import MLflow (and
+Optuna, BentoML) at their top, so the commands import them when they run: ``interest
+--help`` stays fast.
 """
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from interest.common import config_from, fail
+from interest.common import config_from, echo_err, fail
+from interest.exit_codes import exit_code
 
-REFUSED_EXIT = 3
+REFUSED_EXIT = exit_code("refused")
 
 
 def register(
@@ -40,14 +43,33 @@ def promote(
     ctx: typer.Context,
     version: Annotated[str, typer.Argument(help="Version number or alias.")] = "challenger",
     force: Annotated[bool, typer.Option(help="Promote even if the gate refuses.")] = False,
+    data: Annotated[
+        Path | None,
+        typer.Option(
+            help="Event log: re-score challenger, champion and baselines on its current test "
+            "split (needed when they were scored on different splits).",
+            exists=True,
+        ),
+    ] = None,
+    format: Annotated[
+        str | None, typer.Option("--format", help="Format of --data (default: data.format).")
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
-    """Gate a version against champion and baselines; move the alias if it passes."""
+    """Gate a version against champion and baselines; move the alias if it passes.
+
+    The gate promotes only if the lower end of the confidence interval of the relative gain
+    (paired bootstrap over users) clears the margin against champion and best baseline.
+    """
+    from eventlogs.loaders import load_events
     from training.registry import promote_version  # MLflow: lazy, see the module docstring
 
-    config = config_from(ctx)
+    config = config_from(ctx, {"data": {"format": format}})
+    flags = (" --force" if force else "") + (f" --data {data}" if data else "")
+    command = f"interest promote {version}{flags}"
     try:
-        decision = promote_version(config, version, force=force)
+        events = None if data is None else load_events(data, config.data).events
+        decision = promote_version(config, version, force=force, events=events, command=command)
     except (LookupError, ValueError) as err:
         raise fail(str(err)) from err
     if as_json:
@@ -61,18 +83,53 @@ def promote(
         raise typer.Exit(REFUSED_EXIT)
 
 
-def rollback(ctx: typer.Context) -> None:
-    """Make the 'previous' version champion again."""
+def rollback(
+    ctx: typer.Context,
+    reason: Annotated[
+        str, typer.Option(help="Why, recorded in the alias history.")
+    ] = "requested by user",
+) -> None:
+    """Undo the last champion move; run it again to undo the rollback itself."""
+    from training.aliases import NothingToRollBack
     from training.registry import rollback as rollback_champion  # MLflow: lazy (docstring)
 
     config = config_from(ctx)
     try:
-        result = rollback_champion(config)
+        result = rollback_champion(config, reason=reason, command="interest rollback")
+    except NothingToRollBack as err:
+        raise fail(str(err), exit_code("nothing_to_roll_back")) from err
     except LookupError as err:
         raise fail(str(err)) from err
     typer.echo(
         f"rolled back {result.model_name}: champion v{result.from_version} -> v{result.to_version}"
     )
+
+
+def history(
+    ctx: typer.Context,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
+) -> None:
+    """List every recorded alias move of the model, oldest first."""
+    from training.registry import model_history  # MLflow: lazy (docstring)
+
+    config = config_from(ctx)
+    try:
+        moves = model_history(config)
+    except LookupError as err:
+        raise fail(str(err)) from err
+    if as_json:
+        typer.echo(json.dumps([m.to_dict() for m in moves], indent=2))
+        return
+    table = Table(title=f"alias history of {config.registry.model_name}")
+    for col in ("time (UTC)", "alias", "from", "to", "who", "command", "reason"):
+        table.add_column(col)
+    for m in moves:
+        table.add_row(
+            m.at, m.alias, m.from_version or "-", m.to_version or "-", m.who, m.command, m.reason
+        )
+    Console(width=200).print(table)
+    if not moves:
+        echo_err("no alias moves recorded")
 
 
 def _print_tables(state: dict[str, Any]) -> None:

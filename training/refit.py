@@ -24,10 +24,11 @@ from core.predlog import prediction_columns
 from core.profile import summarize_arrays
 from evaluation.baselines import baseline_predictions
 from evaluation.metrics import evaluate_predictions
-from evaluation.scoring import evaluate_bundle
+from evaluation.scoring import score_bundle
 from modelkit.bundle import save_bundle
 from modelkit.registry import download_bundle
 from training.card import save_plots, write_card
+from training.contenders import log_samples
 from training.fit import fit_model, predict_arrays
 from training.promotion import Candidate, PromotionDecision
 from training.search import TrialPlan
@@ -152,6 +153,7 @@ def refit_best(
         baseline_pred, baselines = run_baselines(config, events, data, data.test)
         mlflow.log_metrics(finite_metrics(metrics))
         mlflow.log_metrics(baseline_metrics(baselines))
+        log_samples(data.test, pred, baseline_pred)  # what the gate's paired bootstrap reads
         metadata = {
             "model_name": config.registry.model_name,
             "run_id": run.info.run_id,
@@ -182,13 +184,14 @@ def refit_best(
 def champion_candidate(
     config: ProjectConfig, events: pd.DataFrame, data: PreparedData, version: str
 ) -> Candidate:
-    """Re-evaluate a registered version on ``data``'s test split (its own vocabulary)."""
+    """Re-score a registered version on ``data``'s test split (its own vocabulary), per sample."""
     from modelkit.bundle import load_bundle
 
     with tempfile.TemporaryDirectory() as tmp:
         bundle = load_bundle(download_bundle(config, version, Path(tmp)))
-        metrics = evaluate_bundle(bundle, events, data.splits.test)
-    return Candidate(f"champion v{version}", metrics, split_hash(data), version)
+        scored = score_bundle(bundle, events, data.splits.test)
+    label = f"champion v{version}"
+    return Candidate(label, scored.metrics, split_hash(data), version, scored.samples)
 
 
 def gate_and_register(

@@ -11,7 +11,6 @@ The version's run also holds its metrics; tags win when both exist.
 from __future__ import annotations
 
 import json
-import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -25,6 +24,15 @@ from modelkit.registry import (
     registry_client,
     resolve_version,
 )
+from training.aliases import (
+    AliasMove,
+    alias_history,
+    invoked_command,
+    move_alias,
+    rollback_target,
+)
+from training.contenders import rescore_version, stored_contenders, version_metrics
+from training.gate import GateRule
 from training.promotion import (
     Candidate,
     PromotionDecision,
@@ -34,12 +42,22 @@ from training.promotion import (
 )
 
 if TYPE_CHECKING:
+    import pandas as pd
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
+__all__ = [
+    "ChampionEvaluator",
+    "RollbackResult",
+    "model_history",
+    "promote_version",
+    "register_run",
+    "rollback",
+    "version_metrics",  # pipelines.status reads it from here
+]
+
 # (champion_version, challenger_version) -> champion re-evaluated on the challenger's test split.
 ChampionEvaluator = Callable[[str, str], Candidate]
-SPLIT_TAG = "data.split_hash"
 _MAX_TAG_CHARS = 5000  # MLflow's limit on a model-version tag value
 
 
@@ -129,48 +147,11 @@ def register_run(
         client.create_registered_model(name)
     source, model_id = _find_model_source(client, run, artifact)
     version = client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
-    client.set_registered_model_alias(name, CHALLENGER, version.version)
+    move_alias(
+        client, name, CHALLENGER, str(version.version),
+        command=invoked_command(), reason=f"registered run {run_id}",
+    )  # fmt: skip
     return client.get_model_version(name, version.version)
-
-
-def version_metrics(client: MlflowClient, version: ModelVersion) -> dict[str, float]:
-    """Return a version's metrics: its run's metrics overridden by ``metric.<name>`` tags."""
-    out: dict[str, float] = {}
-    if version.run_id:
-        out.update(client.get_run(version.run_id).data.metrics)
-    for key, raw in (version.tags or {}).items():
-        if key.startswith("metric."):
-            try:
-                out[key.removeprefix("metric.")] = float(raw)
-            except ValueError:
-                out[key.removeprefix("metric.")] = math.nan
-    return {k: v for k, v in out.items() if not k.startswith("baseline.")}
-
-
-def version_candidate(client: MlflowClient, version: ModelVersion, role: str) -> Candidate:
-    """Build the gate's view of a model version (``role`` is e.g. "challenger")."""
-    return Candidate(
-        label=f"{role} v{version.version}",
-        metrics=version_metrics(client, version),
-        split_hash=(version.tags or {}).get(SPLIT_TAG),
-        version=str(version.version),
-    )
-
-
-def best_baseline(version: ModelVersion, metric: str, higher_is_better: bool = True) -> Candidate:
-    """Return the strongest baseline tagged on ``version`` for ``metric`` (empty if none)."""
-    per_base: dict[str, dict[str, float]] = {}
-    for key, raw in (version.tags or {}).items():
-        parts = key.split(".", 2)
-        if parts[0] == "baseline" and len(parts) == 3:
-            per_base.setdefault(parts[1], {})[parts[2]] = float(raw)
-    split = (version.tags or {}).get(SPLIT_TAG)
-    scored = [(b, m) for b, m in per_base.items() if math.isfinite(m.get(metric, math.nan))]
-    if not scored:
-        return Candidate(f"baseline (none recorded for v{version.version})", {}, split)
-    pick = max if higher_is_better else min
-    name, values = pick(scored, key=lambda item: item[1][metric])
-    return Candidate(f"baseline {name!r}", values, split)
 
 
 def promote_version(
@@ -179,47 +160,57 @@ def promote_version(
     force: bool = False,
     evaluate: ChampionEvaluator | None = None,
     higher_is_better: bool = True,
+    *,
+    events: pd.DataFrame | None = None,
+    command: str | None = None,
 ) -> PromotionDecision:
     """Run the gate for ``version`` against champion and baselines, log it, move aliases.
 
     Args:
-        config: project configuration (model name, primary metric, margin).
+        config: project configuration (model name, the gate's rule in ``registry``).
         version: version number or alias (e.g. ``challenger``) to promote.
         force: promote even if the gate refuses; the reasons record "forced by user".
-        evaluate: re-evaluates the champion on the challenger's split. Without it (and
-            always with ``force``) the champion's stored metrics are used, and the gate
-            refuses if the splits differ.
+        evaluate: re-scores the champion on the challenger's split (the refit passes one).
         higher_is_better: direction of the primary metric.
+        events: an event log: challenger, champion and baselines are all re-scored on its
+            current test split, so versions trained on other data can be compared. Without
+            it (and always with ``force``) the stored per-sample scores are used, and the
+            gate refuses when the splits differ, saying to pass the data.
+        command: recorded in the alias history with every alias this moves (default: this
+            process's command line, e.g. ``interest tune --data ...``).
 
     Returns:
         The logged decision.
     """
     client = registry_client(config)
-    name, reg = config.registry.model_name, config.registry
+    name = config.registry.model_name
     target = resolve_version(client, name, version)
-    challenger = version_candidate(client, target, "challenger")
+    number = str(target.version)
     champ_version = (model_aliases(client, name) or {}).get(CHAMPION)
-    if champ_version == str(target.version):
-        raise ValueError(f"model {name!r} version {target.version} is already the champion")
-    champion = None
-    if champ_version is not None:
-        if evaluate is not None and not force:
-            champion = evaluate(champ_version, str(target.version))
-        else:
-            champion = version_candidate(
-                client, client.get_model_version(name, champ_version), "champion"
-            )
-    baseline = best_baseline(target, reg.primary_metric, higher_is_better)
-    decision = decide_promotion(
-        challenger, champion, baseline, reg.primary_metric, reg.min_improvement, higher_is_better
-    )
+    if champ_version == number:
+        raise ValueError(f"model {name!r} version {number} is already the champion")
+    champion: Candidate | None = None
+    if events is not None and not force:
+        challenger, baselines = rescore_version(config, events, number).candidates("challenger")
+        if champ_version is not None:
+            rescored = rescore_version(config, events, champ_version, baselines=False)
+            champion = rescored.candidates("champion")[0]
+    else:
+        challenger, baselines = stored_contenders(client, target, "challenger")
+        if champ_version is not None and evaluate is not None and not force:
+            champion = evaluate(champ_version, number)
+        elif champ_version is not None:
+            stored = client.get_model_version(name, champ_version)
+            champion = stored_contenders(client, stored, "champion")[0]
+    rule = GateRule.from_config(config.registry, higher_is_better)
+    decision = decide_promotion(challenger, champion, baselines, rule)
     if force:
         gate = [
             f"gate {'accepted' if decision.promote else 'refused'}: {r}" for r in decision.reasons
         ]
         decision = replace(decision, promote=True, forced=True, reasons=["forced by user", *gate])
     artifacts = f"{config.paths.resolved().artifact_root}/promotions"
-    apply_decision(client, name, str(target.version), decision, artifact_location=artifacts)
+    apply_decision(client, name, number, decision, artifact_location=artifacts, command=command)
     return decision
 
 
@@ -233,29 +224,57 @@ class RollbackResult:
     run_id: str
 
 
-def rollback(config: ProjectConfig) -> RollbackResult:
-    """Make the ``previous`` version champion again; the demoted one is tagged ``rolled_back``.
+def rollback(
+    config: ProjectConfig, *, reason: str = "requested by user", command: str | None = None
+) -> RollbackResult:
+    """Undo the last champion move (see :func:`training.aliases.rollback_target`).
+
+    The demoted version gets ``previous`` (so a second rollback undoes this one) and the
+    tag ``rolled_back``; the action is logged in the ``promotions`` experiment and in the
+    alias history.
 
     Raises:
-        LookupError: the model, its champion or its ``previous`` alias does not exist.
+        training.aliases.NothingToRollBack: no champion, or no earlier one to return to.
+        LookupError: the model does not exist, or its champion moved outside ``interest``.
     """
     client = registry_client(config)
     name = config.registry.model_name
     aliases = model_aliases(client, name)
     if aliases is None:
         raise LookupError(f"registered model {name!r} does not exist")
-    if CHAMPION not in aliases:
-        raise LookupError(f"model {name!r} has no champion to roll back")
-    if PREVIOUS not in aliases:
-        raise LookupError(f"model {name!r} has no 'previous' alias: nothing to roll back to")
-    old, new = aliases[CHAMPION], aliases[PREVIOUS]
-    reasons = [f"rollback of {name!r}: champion v{old} -> v{new} (requested by user)"]
+    new = rollback_target(alias_history(client, name), aliases)
+    old = aliases[CHAMPION]
+    reasons = [f"rollback of {name!r}: champion v{old} -> v{new} ({reason})"]
     artifacts = f"{config.paths.resolved().artifact_root}/promotions"
-    params = {"model_name": name, "from_version": old, "to_version": new}
+    params = {"model_name": name, "from_version": old, "to_version": new, "reason": reason}
     run_id = log_action(client, "rollback", params, {}, reasons, artifacts)
+    why = f"rollback: {reason} (promotions run {run_id})"
     # Champion moves first so that a crash never leaves the model without one.
-    client.set_registered_model_alias(name, CHAMPION, new)
-    client.delete_registered_model_alias(name, PREVIOUS)
+    for alias, target in ((CHAMPION, new), (PREVIOUS, old)):
+        move_alias(
+            client,
+            name,
+            alias,
+            target,
+            command=command or invoked_command(),
+            reason=why,
+            aliases=aliases,
+        )
     client.set_model_version_tag(name, old, "rolled_back", "true")
     client.set_model_version_tag(name, old, "rollback.run_id", run_id)
+    if "rolled_back" in (client.get_model_version(name, new).tags or {}):
+        client.delete_model_version_tag(name, new, "rolled_back")
     return RollbackResult(name, old, new, run_id)
+
+
+def model_history(config: ProjectConfig) -> list[AliasMove]:
+    """Every recorded alias move of the configured model, oldest first.
+
+    Raises:
+        LookupError: the model does not exist.
+    """
+    client = registry_client(config)
+    name = config.registry.model_name
+    if model_aliases(client, name) is None:
+        raise LookupError(f"registered model {name!r} does not exist")
+    return alias_history(client, name)

@@ -14,6 +14,7 @@ from mlflow.data.meta_dataset import MetaDataset
 
 from core.config import ProjectConfig
 from core.dataset import PreparedData
+from core.splits import Splits
 
 
 def setup_tracking(config: ProjectConfig, experiment: str | None = None) -> str:
@@ -58,7 +59,12 @@ def fingerprint_tags(data: PreparedData) -> dict[str, str]:
 
 def split_hash(data: PreparedData) -> str:
     """Identify the test split: same events and same test cutoff and horizon."""
-    text = f"{data.fingerprint.content_hash}:{data.splits.test.isoformat()}:{data.splits.horizon}"
+    return hash_test_split(data.fingerprint.content_hash, data.splits)
+
+
+def hash_test_split(content_hash: str, splits: Splits) -> str:
+    """:func:`split_hash` from the events' content hash and the splits alone."""
+    text = f"{content_hash}:{splits.test.isoformat()}:{splits.horizon}"
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 

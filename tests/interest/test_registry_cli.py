@@ -6,11 +6,13 @@ import json
 import shutil
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
 from core.config import load_config
 from interest.cli import app
+from interest.exit_codes import exit_code
 from interest.registry_cmd import REFUSED_EXIT
 
 runner = CliRunner()
@@ -32,8 +34,26 @@ def invoke(env: dict[str, str], *args: str):
     return runner.invoke(app, list(args), env=env)
 
 
+def log_samples(state: Path, value: float, base: float = 0.1) -> None:
+    """Log per-user recall@10 of the model (mean ``value``) and a baseline to the active run."""
+    import mlflow
+
+    from evaluation.samples import SampleScores, write_samples
+    from training.contenders import SAMPLES_DIR, SAMPLES_FILE
+
+    users = np.array([f"u{i}" for i in range(300)], dtype=object)
+    cutoff = np.full(300, np.datetime64("2024-01-01"), dtype="datetime64[ns]")
+    noise = np.random.default_rng(round(value * 1e4)).normal(0.0, 0.1, 300)
+    scored = {
+        name: SampleScores(users, cutoff, {"recall_at_10": mean + noise - noise.mean()})
+        for name, mean in (("model", value), ("baseline.popularity", base))
+    }
+    path = write_samples(state / SAMPLES_FILE, scored)
+    mlflow.log_artifact(str(path), SAMPLES_DIR)
+
+
 def log_run(env: dict[str, str], value: float) -> str:
-    """Log a run with a tiny pyfunc model and metrics into the store named by ``env``."""
+    """Log a run with a tiny pyfunc model, metrics and per-sample scores into ``env``'s store."""
     import mlflow
 
     from modelkit.registry import registry_client
@@ -50,6 +70,7 @@ def log_run(env: dict[str, str], value: float) -> str:
         mlflow.pyfunc.log_model(name="model", python_model=Echo(), pip_requirements=[])
         mlflow.log_metrics({"recall_at_10": value, "baseline.popularity.recall_at_10": 0.1})
         mlflow.set_tag("data.split_hash", "split-a")
+        log_samples(config.paths.resolved().state_dir, value)
     return run.info.run_id
 
 
@@ -93,7 +114,8 @@ def test_register_promote_rollback_status(env, empty_db, tmp_path):
     assert "v1 as challenger" in first.stdout
     assert invoke(env, "promote").exit_code == 0
     no_previous = invoke(env, "rollback")
-    assert no_previous.exit_code == 1 and "previous" in no_previous.output
+    assert no_previous.exit_code == exit_code("nothing_to_roll_back") == 9
+    assert "nothing to roll back" in no_previous.output
 
     invoke(env, "register", log_run(env, 0.2))
     refused = invoke(env, "promote", "2", "--json")
@@ -106,7 +128,7 @@ def test_register_promote_rollback_status(env, empty_db, tmp_path):
     add_study_and_bento(env, tmp_path)
     state = json.loads(invoke(env, "status", "--json").stdout)
     (model,) = state["registered_models"]
-    assert model["aliases"] == {"champion": "1"}
+    assert model["aliases"] == {"champion": "1", "previous": "2"}
     v2 = next(v for v in model["versions"] if v["version"] == "2")
     assert v2["rolled_back"] and v2["metrics"]["recall_at_10"] == 0.2
     (study,) = state["studies"]
@@ -123,3 +145,70 @@ def test_promote_unknown_alias_names_the_problem(env, empty_db):
     result = invoke(env, "promote", "nope")
     assert result.exit_code == 1
     assert "no alias 'nope'" in result.output
+
+
+def test_rollback_twice_restores_v1_then_v2_and_history_lists_every_move(env, empty_db):
+    env = with_store(env, empty_db)
+    invoke(env, "register", log_run(env, 0.3))
+    assert invoke(env, "promote", "1").exit_code == 0
+    invoke(env, "register", log_run(env, 0.45))
+    promoted = invoke(env, "promote", "2")
+    assert promoted.exit_code == 0, promoted.output
+    assert "95% CI" in promoted.stdout and "on 300 users" in promoted.stdout
+
+    first = invoke(env, "rollback", "--reason", "latency regression")
+    assert first.exit_code == 0 and "champion v2 -> v1" in first.stdout
+    second = invoke(env, "rollback")
+    assert second.exit_code == 0 and "champion v1 -> v2" in second.stdout
+
+    moves = json.loads(invoke(env, "history", "--json").stdout)
+    champion = [
+        (m["from_version"], m["to_version"], m["command"])
+        for m in moves
+        if m["alias"] == "champion"
+    ]
+    assert champion == [
+        (None, "1", "interest promote 1"),
+        ("1", "2", "interest promote 2"),
+        ("2", "1", "interest rollback"),
+        ("1", "2", "interest rollback"),
+    ]
+    assert "latency regression" in [m for m in moves if m["alias"] == "champion"][2]["reason"]
+    assert all(m["who"] and m["at"] for m in moves)
+    table = invoke(env, "history")
+    assert (
+        table.exit_code == 0 and "champion" in table.stdout and "interest rollback" in table.stdout
+    )
+
+
+def test_promote_refuses_a_gain_the_data_cannot_tell_from_noise(env, empty_db):
+    env = with_store(env, empty_db)
+    invoke(env, "register", log_run(env, 0.30))
+    invoke(env, "promote", "1")
+    invoke(env, "register", log_run(env, 0.3027))  # +0.9 %, per-user noise sd 0.1, 300 users
+    refused = invoke(env, "promote", "2", "--json")
+    assert refused.exit_code == REFUSED_EXIT == exit_code("refused") == 5
+    decision = json.loads(refused.stdout)
+    champion = decision["opponents"]["champion"]
+    assert champion["interval"]["lower"] < 0 < champion["interval"]["upper"]
+    assert decision["confidence"] == 0.95 and decision["margin"] == 0.0
+    assert decision["n_users"] == 300
+
+
+def test_history_of_a_missing_model_is_an_error(env, empty_db):
+    env = with_store(env, empty_db)
+    result = invoke(env, "history")
+    assert result.exit_code == 1 and "does not exist" in result.output
+
+
+def test_one_exit_code_per_outcome_and_monitor_run_agrees():
+    from interest.exit_codes import ALIASES, EXIT_CODES
+    from pipelines.monitor import EXIT_CODES as RUN_EXIT_CODES
+
+    assert len(set(EXIT_CODES.values())) == len(EXIT_CODES)
+    for status, code in RUN_EXIT_CODES.items():
+        assert exit_code(status) == code, status
+    assert set(ALIASES.values()) <= set(EXIT_CODES)
+    from interest.monitor_cmd import EXIT_CODES as DRIFT_EXIT_CODES
+
+    assert DRIFT_EXIT_CODES == {"ok": 0, "drift": 10, "not_enough_data": 4}

@@ -46,7 +46,7 @@ def test_drift_writes_reports_workspace_and_mlflow(state_dir: Path) -> None:
 
     bundle = _setup(state_dir, 3000, shift=1.0)
     out = CliRunner().invoke(app, ["monitor", "drift", "--reference", str(bundle), "--json"])
-    assert out.exit_code == 3, out.output
+    assert out.exit_code == 10, out.output  # interest.exit_codes: drift
     summary = json.loads(out.stdout)
     assert summary["status"] == "drift" and summary["skipped_lines"] == 1
     assert Path(summary["report_html"]).is_file()
