@@ -64,6 +64,7 @@ app.command("status")(registry_cmd.status)
 app.add_typer(monitor_cmd.app, name="monitor")
 app.add_typer(bento_cmd.app, name="bento")
 app.command()(bento_cmd.serve)
+app.command()(bento_cmd.deploy)
 app.command()(demo_cmd.demo)
 
 

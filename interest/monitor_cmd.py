@@ -38,7 +38,7 @@ EXIT_CODES = {status: exit_code(status) for status in ("ok", "drift", "not_enoug
 # A window shorter than a day compares a few hours of traffic with whole days of training
 # data: hour_of_day and hours_since_last would drift by construction.
 DEFAULT_WINDOW = "24h"
-REDEPLOY = "interest bento import && interest bento build"
+REDEPLOY = "interest deploy --url URL"
 
 
 def _window(since: str | None, window: str | None, now: datetime) -> tuple[datetime, datetime]:
@@ -82,7 +82,9 @@ def drift(
     now = datetime.now(UTC)
     try:
         start, end = _window(since, window, now)
-        ref_path = reference or resolve_reference(config)
+        if reference is None:
+            resolve_reference(config)  # no champion: fail now, naming --reference
+        ref_path = reference
         check = check_window(
             config,
             ref_path,
@@ -91,7 +93,7 @@ def drift(
             stamp=now.strftime("%Y%m%dT%H%M%SZ"),
             trigger="monitor drift",
         )
-    except (OSError, ValueError) as err:
+    except (OSError, ValueError, LookupError) as err:
         raise fail(str(err)) from err
     result, files = check.drift, check.report
     if as_json:
@@ -104,6 +106,11 @@ def drift(
             f"retrain={'yes' if result.should_retrain else 'no'}"
         )
         echo_err(f"report: {files.json}" + (f" and {files.html}" if files.html else ""))
+        for part in check.versions if len(check.versions) > 1 else []:
+            typer.echo(
+                f"  v{part.version}: {part.drift.status} on {part.drift.n_current} records "
+                f"vs its own reference ({part.drift.share_drifted:.0%} of columns drifted)"
+            )
     if result.status == "not_enough_data":
         echo_err(result.reason)
     raise typer.Exit(EXIT_CODES[result.status])
@@ -130,7 +137,7 @@ def _run_window(
 def _print_outcome(
     outcome: MonitorOutcome, config: ProjectConfig, rebuild: bool, config_path: Path | None
 ) -> None:
-    from pipelines.deploy import package_version
+    from pipelines.deploy import deploy
     from serving.package import BentoBuildError
 
     typer.echo(f"{outcome.status}: {outcome.message}")
@@ -147,11 +154,17 @@ def _print_outcome(
         typer.echo(f"rebuild and redeploy the service: {REDEPLOY}")
         return
     try:
-        packaged = package_version(config, "champion", config_path=config_path)
-    except (LookupError, BentoBuildError) as err:
+        done = deploy(
+            config, "champion", config_path=config_path, command="interest monitor run --rebuild"
+        )
+    except (LookupError, BentoBuildError, RuntimeError) as err:
         typer.echo(f"rebuild failed ({err}); run: {REDEPLOY}")
         return
-    typer.echo(f"bento {packaged.bento_tag} built from v{packaged.version}; redeploy it")
+    record = done.record
+    typer.echo(
+        f"bento {record.bento_tag} built from v{record.model_version} and recorded; "
+        f"restart or reload the service: interest deploy --url URL"
+    )
 
 
 @app.command()
