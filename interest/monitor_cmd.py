@@ -247,6 +247,7 @@ def performance(
     """Score past predictions as the promotion gate scores a model; log to MLflow."""
     from core.predlog import read_prediction_log
     from eventlogs.loaders import load_events
+    from monitoring.online import compare_shadows, save_evidence
     from monitoring.performance import BundleLabelling, evaluate_log, log_performance
     from monitoring.reference import champion_bundle
 
@@ -271,6 +272,8 @@ def performance(
         raise typer.Exit(4)
     params = {"data": str(data), "since": str(since), "until": str(until), "bundle": str(folder)}
     run_id = log_performance(result, paths.tracking_uri, paths.artifact_root, params)
+    online = compare_shadows(result.samples, config.registry, f"recall_at_{k}")
+    evidence = [save_evidence(config, c) for c in online]
     if as_json:
         table = result.table.reset_index().to_dict(orient="records")
         payload = {
@@ -280,10 +283,24 @@ def performance(
             "n_incomplete": result.n_incomplete,
             "mlflow_run": run_id,
             "rows": table,
+            "shadow": [
+                {
+                    "shadow_version": c.shadow_version,
+                    "served_version": c.served_version,
+                    "metric": c.metric,
+                    "interval": c.interval.to_dict(),
+                    "evidence": str(path),
+                }
+                for c, path in zip(online, evidence, strict=True)
+            ],
         }
         typer.echo(json.dumps(payload, indent=1, default=str))
         return
     typer.echo(result.table.to_string(float_format=lambda v: f"{v:.4f}"))
+    for comparison in online:
+        typer.echo(comparison.line())
+    if online:
+        echo_err("promote on this evidence: interest promote VERSION --online")
     echo_err(
         f"{result.n_labelled}/{result.n_records} predictions scored "
         f"({result.n_incomplete} incomplete); MLflow run {run_id}"

@@ -54,6 +54,13 @@ def promote(
     format: Annotated[
         str | None, typer.Option("--format", help="Format of --data (default: data.format).")
     ] = None,
+    online: Annotated[
+        bool,
+        typer.Option(
+            help="Use the version's shadow evidence (interest monitor performance) against "
+            "the served champion instead of an offline split."
+        ),
+    ] = False,
     as_json: Annotated[bool, typer.Option("--json", help="Print the decision as JSON.")] = False,
 ) -> None:
     """Gate a version against champion and baselines; move the alias if it passes.
@@ -68,9 +75,16 @@ def promote(
     flags = (" --force" if force else "") + (f" --data {data}" if data else "")
     command = f"interest promote {version}{flags}"
     try:
-        events = None if data is None else load_events(data, config.data).events
-        decision = promote_version(config, version, force=force, events=events, command=command)
-    except (LookupError, ValueError) as err:
+        if online:
+            from pipelines.online import promote_online  # MLflow: lazy
+
+            decision = promote_online(
+                config, version, command=f"interest promote {version} --online"
+            )
+        else:
+            events = None if data is None else load_events(data, config.data).events
+            decision = promote_version(config, version, force=force, events=events, command=command)
+    except (LookupError, ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from err
     if as_json:
         typer.echo(json.dumps(decision.to_dict(), indent=2))

@@ -20,7 +20,7 @@ CONTRACT.md ("Prediction log") describes the record this reads.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -35,6 +35,7 @@ from core.hashing import hash_user
 from core.periods import duration_ns, flatten_ranges
 from core.vocab import Vocabulary
 from evaluation.metrics import FIRST_RANKED, evaluate_predictions
+from evaluation.samples import SampleScores, score_samples
 from monitoring.logged import logged_outputs
 
 ALL = "all"
@@ -76,6 +77,7 @@ class PerformanceResult:
     n_labelled: int  # labelled and scored
     n_incomplete: int  # labelled, but too short a ranking or missing outputs
     labels_until: pd.Timestamp | None
+    samples: dict[str, SampleScores] = field(default_factory=dict)  # per version label
 
     def overall(self) -> dict[str, float]:
         """The ``all`` row as a dict (empty when no served record was scored)."""
@@ -196,10 +198,15 @@ def evaluate_log(
     versions = _version_labels(labelled)[complete]
     pred = {name: value[complete] for name, value in pred.items()}
     n_scored = int(complete.sum())
-    table = score_records(pred, arrays.select(complete), versions, k) if n_scored else None
-    if table is None:
-        table = pd.DataFrame()
-    return PerformanceResult(table, k, len(records), n_scored, len(positions) - n_scored, last)
+    if not n_scored:
+        return PerformanceResult(pd.DataFrame(), k, len(records), 0, len(positions), last)
+    scored = arrays.select(complete)
+    table = score_records(pred, scored, versions, k)
+    per_sample = score_samples(pred, scored, k)
+    samples = {v: per_sample.select(np.flatnonzero(versions == v)) for v in set(versions.tolist())}
+    return PerformanceResult(
+        table, k, len(records), n_scored, len(positions) - n_scored, last, samples
+    )
 
 
 def log_performance(
