@@ -2,7 +2,10 @@
 
 The vocabulary is fitted on events before the **validation** cutoff: those are exactly the
 events the training samples (inputs and labels) can see, so neither the validation nor the
-test period shapes the index space the model is selected on.
+test period shapes the index space the model is selected on. The refit, trained on train +
+validation, sees events up to the **test** cutoff: :func:`prepare_refit_data` rebuilds the
+arrays with a vocabulary fitted there, so the served model can name categories that first
+appeared in the validation period (the test horizon still never shapes it).
 """
 
 from __future__ import annotations
@@ -10,7 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -88,6 +91,7 @@ def prepare_dataset(
     config: ProjectConfig,
     name: str,
     vocab: Vocabulary | None = None,
+    vocab_until: Literal["val", "test"] = "val",
 ) -> PreparedData:
     """Split by time, fit the vocabulary on history, and build all three sample sets.
 
@@ -97,6 +101,8 @@ def prepare_dataset(
         name: dataset name recorded in the fingerprint.
         vocab: reuse this vocabulary instead of fitting one (a warm start from the
             champion keeps its index space, so its embeddings stay meaningful).
+        vocab_until: fit the vocabulary on events before this cutoff: ``"val"`` for model
+            selection, ``"test"`` for the refit on train + validation.
 
     Returns:
         Prepared arrays; train holds one sample per (user, train cutoff).
@@ -106,9 +112,12 @@ def prepare_dataset(
     """
     features = config.features
     splits = make_splits(events, config.split, features)
-    before_val = (pd.to_datetime(events["timestamp"], utc=True) < splits.val).to_numpy()
+    if vocab_until not in ("val", "test"):
+        raise ValueError(f"vocab_until must be 'val' or 'test', got {vocab_until!r}")
     if vocab is None:
-        vocab = fit_vocabulary(events.loc[before_val, ["category_id"]], features)
+        until = splits.val if vocab_until == "val" else splits.test
+        before = (pd.to_datetime(events["timestamp"], utc=True) < until).to_numpy()
+        vocab = fit_vocabulary(events.loc[before, ["category_id"]], features)
     encoded = encode_events(events, vocab)
     train = build_features(encoded, splits.train, vocab, features)
     val = build_features(encoded, [splits.val], vocab, features)
@@ -132,3 +141,19 @@ def prepare_dataset(
         test=test,
         fingerprint=fingerprint,
     )
+
+
+def prepare_refit_data(
+    events: pd.DataFrame, config: ProjectConfig, data: PreparedData
+) -> PreparedData:
+    """``data`` rebuilt with a vocabulary fitted on every event before the test cutoff.
+
+    For the refit on ``train + val``: same events, splits and samples as ``data``, but
+    categories first seen in the validation period get their own index instead of OOV.
+    Selection (the trials) keeps ``data``'s train-only vocabulary. Do not use it after a
+    warm start from the champion, whose index space the refit must keep.
+
+    Raises:
+        ValueError: as :func:`prepare_dataset`.
+    """
+    return prepare_dataset(events, config, data.fingerprint.dataset, vocab_until="test")

@@ -30,6 +30,7 @@ from modelkit.layers import (
     TargetAttention,
     TiedLogits,
 )
+from modelkit.mixture import mixture_output
 from modelkit.model_config import ModelConfig
 
 EVENT_INPUTS: tuple[str, ...] = ("cat", "beh", "hour", "gap", "age")
@@ -109,9 +110,10 @@ def encode_user(
     """Encode events into a user vector and next-category logits.
 
     Returns:
-        ``(user, logits, table)``: user vector ``(batch, head_units)``, next-category logits
-        ``(batch, V)`` and the category table ``(V, cat_embed_dim)``. The period branch is
-        not included (pre-training has no periods); see :func:`build_model`.
+        ``(user, logits, seq)``: user vector ``(batch, head_units)``, next-category logits
+        ``(batch, V)`` and the recurrent outputs ``(batch, N, D)`` (the mixture head's copy
+        scores read them). The period branch is not included (pre-training has no periods);
+        see :func:`build_model`.
     """
     seq, mask, table = encode_events(config, spec, inputs)
     if config.pooling == "target_attention":
@@ -128,7 +130,7 @@ def encode_user(
             logits = TiedLogits(name="next_cats_logits")(query, table)
         else:
             logits = keras.layers.Dense(spec.n_categories, name="next_cats_logits")(user)
-    return user, logits, table
+    return user, logits, seq
 
 
 def next_cats_output(
@@ -189,12 +191,17 @@ def build_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
 
     Returns:
         A functional model with dict outputs: ``next_cats`` ``(batch, V)`` scores (softmax
-        probabilities for ``next_cats_loss="softmax"``, else sigmoid), ``buy`` and
+        probabilities for ``next_cats_loss="softmax"``, else sigmoid; the repeat/explore
+        mixture's probabilities for ``next_cats_head="mixture"``), ``buy`` and
         ``churn`` ``(batch, 1)`` sigmoid, ``trajectory`` ``(batch, K, C1)`` softmax over
         buckets.
     """
     inputs = make_inputs(spec, INPUT_NAMES)
-    user, logits, _ = encode_user(config, spec, inputs)
+    user, logits, seq = encode_user(config, spec, inputs)
+    if config.next_cats_head == "mixture":
+        next_cats = mixture_output(spec, inputs, seq, user, logits)
+    else:
+        next_cats = next_cats_output(config, spec, inputs, logits)
     if config.use_period_branch:
         periods = keras.layers.Concatenate(name="period_features")(
             [inputs["period_dist"], inputs["period_counts"]]
@@ -218,7 +225,7 @@ def build_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
             inputs["age"], inputs["cat"], inputs["period_counts"]
         )
     outputs = {
-        "next_cats": next_cats_output(config, spec, inputs, logits),
+        "next_cats": next_cats,
         "buy": activity_output(config, "buy", 0, features, activity),
         "churn": activity_output(config, "churn", 1, features, activity),
         "trajectory": trajectory_output(config, spec, inputs, hidden),

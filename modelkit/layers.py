@@ -4,7 +4,7 @@ They live in ``core`` (not ``training``) because ``modelkit.bundle`` must deseri
 file with ``safe_mode=True`` and serving/monitoring never import ``training``. Every class is
 registered under the ``interest`` package and has a complete ``get_config``; importing this
 module is enough for ``keras.saving.load_model`` to find them (it also imports the prior
-layers of :mod:`modelkit.priors`). No Lambda layers anywhere.
+layers of :mod:`modelkit.priors` and :mod:`modelkit.mixture`). No Lambda layers anywhere.
 
 Shapes: ``B`` batch, ``N`` events, ``D`` sequence width, ``d`` category-embedding width,
 ``V`` categories, ``M`` interest queries.
@@ -17,6 +17,10 @@ from typing import Any
 import keras
 from keras import ops
 
+from modelkit.mixture import (  # noqa: F401  (registered for safe_mode loading too)
+    CopyDistribution,
+    RepeatExploreMixture,
+)
 from modelkit.priors import (  # noqa: F401  (registered for safe_mode loading too)
     ActivityFeatures,
     HeuristicFeatures,

@@ -12,6 +12,7 @@ from typing import Any
 CELLS: tuple[str, ...] = ("lstm", "gru", "bilstm")
 POOLINGS: tuple[str, ...] = ("last", "mean", "attention", "target_attention")
 NEXT_CATS_LOSSES: tuple[str, ...] = ("softmax", "bce")
+NEXT_CATS_HEADS: tuple[str, ...] = ("prior", "mixture")
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class ModelConfig:
     # softmax: listwise cross-entropy, next_cats are softmax probabilities (ranks better);
     # bce: per-category binary cross-entropy, next_cats are sigmoid probabilities.
     next_cats_loss: str = "softmax"
+    # prior: softmax(history prior + gated learned logits). mixture: repeat/explore
+    # switch (modelkit.mixture): p_repeat * copy-from-history + (1 - p_repeat) * generator
+    # over V; only 36% of Taobao horizon categories are in the history, so the explore
+    # part is where a sequence model can beat frequency. Needs next_cats_loss="softmax".
+    next_cats_head: str = "prior"
     use_persistence_prior: bool = True  # trajectory logits = log(persistence) + residual
     use_activity_features: bool = True  # counts and recency feed the buy/churn heads
     # buy/churn logits = fitted 1-D heuristic (past carts+buys, recency) + zero-init residual
@@ -67,6 +73,13 @@ class ModelConfig:
                 f"ModelConfig.next_cats_loss must be one of {NEXT_CATS_LOSSES}, "
                 f"got {self.next_cats_loss!r}"
             )
+        if self.next_cats_head not in NEXT_CATS_HEADS:
+            raise ValueError(
+                f"ModelConfig.next_cats_head must be one of {NEXT_CATS_HEADS}, "
+                f"got {self.next_cats_head!r}"
+            )
+        if self.next_cats_head == "mixture" and self.next_cats_loss != "softmax":
+            raise ValueError('next_cats_head="mixture" outputs probabilities: needs "softmax" loss')
         for name in (
             "n_layers",
             "units",

@@ -94,13 +94,37 @@ def fit_logistic_1d(x: np.ndarray, y: np.ndarray, *, l2: float = 1e-3) -> tuple[
     return float(w[0]), float(w[1])
 
 
+def repeat_share(arrays: SequenceArrays) -> float:
+    """Mean share of a sample's horizon categories already named in its history.
+
+    The listwise target spreads each sample's mass evenly over its truth, so this is the
+    mass a perfect repeat/explore gate would give the copy part on average (samples
+    without truth or without history are left out; 0.5 when none is left).
+    """
+    truth = np.asarray(arrays.next_cats) > 0
+    seen = np.zeros_like(truth)
+    np.put_along_axis(seen, np.asarray(arrays.cat, dtype=np.int64), True, axis=1)
+    seen[:, :2] = False  # padding and OOV name no category
+    keep = truth.any(axis=1) & seen.any(axis=1)
+    if not keep.any():
+        return 0.5
+    return float(((truth & seen)[keep].sum(axis=1) / truth[keep].sum(axis=1)).mean())
+
+
+def _logit(p: float) -> float:
+    p = min(max(p, 1e-3), 1 - 1e-3)
+    return float(np.log(p / (1 - p)))
+
+
 def initialise_priors(model: keras.Model, plan: TrialPlan, train: SequenceArrays) -> bool:
     """Start the prior layers at the heuristics fitted on the training labels.
 
     Few gradient steps cannot learn thousands of biases, so the history prior's popularity
     starts where the popularity baseline is (log share for the softmax output, log-odds for
-    sigmoid). The ``buy``/``churn`` heuristic logits get a 1-D logistic fit of the labels
-    on their heuristic input, so the untrained heads reproduce the heuristics' ranking.
+    sigmoid; the mixture head's generator gets the same log shares and its repeat gate the
+    log-odds of :func:`repeat_share`). The ``buy``/``churn`` heuristic logits get a 1-D
+    logistic fit of the labels on their heuristic input, so the untrained heads reproduce
+    the heuristics' ranking.
     Returns whether any prior was initialised.
     """
     names = {layer.name for layer in model.layers}
@@ -116,6 +140,10 @@ def initialise_priors(model: keras.Model, plan: TrialPlan, train: SequenceArrays
             bias = np.log(rate) - np.log1p(-np.minimum(rate, 1 - 1e-6))
         model.get_layer("history_prior").popularity.assign(bias.astype(np.float32))
         done = True
+    if "repeat_gate" in names:
+        model.get_layer("next_cats").popularity.assign(bias.astype(np.float32))
+        gate = model.get_layer("repeat_gate")
+        gate.bias.assign(np.full((1,), _logit(repeat_share(train)), np.float32))
     if "buy_prior" in names:
         features = np.asarray(HeuristicFeatures()(train.age, train.cat, train.period_counts))
         labels = train.labels()

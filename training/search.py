@@ -61,6 +61,9 @@ def suggest(trial: optuna.Trial, *, can_warm_start: bool = False) -> TrialPlan:
         ),
         use_time_features=trial.suggest_categorical("use_time_features", [True, False]),
         use_period_branch=trial.suggest_categorical("use_period_branch", [True, False]),
+        # mixture: repeat/explore switch (modelkit.mixture) for the categories the
+        # history cannot name; prior: learned logits gated over the frequency prior.
+        next_cats_head=trial.suggest_categorical("next_cats_head", ["prior", "mixture"]),
         learning_rate=trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True),
     )
     init = trial.suggest_categorical("init", inits)

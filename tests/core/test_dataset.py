@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from core.config import ProjectConfig
-from core.dataset import hash_events, prepare_dataset
+from core.dataset import hash_events, prepare_dataset, prepare_refit_data
 from core.schema import conform
 
 START = pd.Timestamp("2024-01-01", tz="UTC")
@@ -48,6 +48,25 @@ def test_vocabulary_sees_only_events_before_validation_cutoff():
     data = prepare_dataset(events, _config(), "synthetic")
     assert "brand-new" not in data.vocab.categories
     assert pd.Timestamp(events["timestamp"].max()) >= data.splits.val
+
+
+def test_refit_vocabulary_covers_validation_events_but_never_the_test_horizon():
+    events = _events()
+    splits = prepare_dataset(events, _config(), "synthetic").splits
+    extra = events.iloc[[0, 1]].copy()
+    extra["timestamp"] = [splits.val + (splits.test - splits.val) / 2, splits.test]
+    extra["category_id"] = pd.Series(["val-only", "test-only"], index=extra.index, dtype="string")
+    events = pd.concat([events, extra], ignore_index=True)
+    data = prepare_dataset(events, _config(), "synthetic")
+    refit = prepare_refit_data(events, _config(), data)
+    assert "val-only" not in data.vocab.categories  # selection: train-only vocabulary
+    assert "val-only" in refit.vocab.categories
+    assert "test-only" not in refit.vocab.categories
+    assert refit.splits == data.splits and len(refit.val) == len(data.val)
+    assert refit.fingerprint.content_hash == data.fingerprint.content_hash
+    assert refit.train.next_cats.shape[1] == refit.spec.n_categories == refit.vocab.size
+    with pytest.raises(ValueError, match="vocab_until"):
+        prepare_dataset(events, _config(), "synthetic", vocab_until="horizon")
 
 
 def test_fingerprint_is_stable_and_content_sensitive():
