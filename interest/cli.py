@@ -14,6 +14,7 @@ import typer
 from interest import (
     bento_cmd,
     data_cmd,
+    demand_cmd,
     demo_cmd,
     evaluate_cmd,
     features_cmd,
@@ -53,6 +54,7 @@ data_cmd.app.command("features")(features_cmd.build)
 app.add_typer(data_cmd.app, name="data")
 app.command()(train_cmd.tune)
 app.command()(evaluate_cmd.evaluate)
+app.command()(demand_cmd.demand)
 for _command in (
     registry_cmd.register,
     registry_cmd.promote,
