@@ -160,6 +160,9 @@ class ServingConfig(_Section):
     auth_token: str | None = None
     log_rotate_rows: int = Field(50_000, ge=1)
     max_future_skew_s: float = 300.0  # tolerated clock skew for "events from the future"
+    # Seconds between the service's registry checks of whether it serves the champion
+    # (0 disables the check; /model then reports is_champion null).
+    champion_check_s: float = Field(30.0, ge=0.0)
 
 
 class MonitoringConfig(_Section):

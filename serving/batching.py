@@ -19,6 +19,7 @@ rather than an unbounded backlog.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -160,8 +161,21 @@ class MicroBatcher:
             done.add_done_callback(lambda f, jobs=jobs: self._finished(jobs, f))
 
     def close(self) -> None:
-        """Stop the worker and the model thread; let a running ``finish`` step complete."""
-        if self._worker is not None:
-            self._worker.cancel()
+        """Stop the worker and the model thread; let a running ``finish`` step complete.
+
+        Safe from any thread (a replaced model's batcher is closed by a retiring thread).
+        """
+        worker = self._worker
+        if worker is not None and not worker.done():
+            loop = worker.get_loop()
+            try:
+                running = asyncio.get_running_loop()
+            except RuntimeError:
+                running = None
+            if running is loop:
+                worker.cancel()
+            else:
+                with contextlib.suppress(RuntimeError):  # that loop is already closed
+                    loop.call_soon_threadsafe(worker.cancel)
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._finisher.shutdown(wait=True, cancel_futures=True)

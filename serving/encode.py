@@ -233,6 +233,7 @@ def log_records(
     vocab: Any,
     buckets: Sequence[str],
     logged_at: datetime,
+    shadow: bool = False,
 ) -> list[PredictionRecord]:
     """Prediction-log records (CONTRACT.md) of answered predictions, from the model arrays.
 
@@ -246,6 +247,7 @@ def log_records(
         vocab: the bundle's vocabulary.
         buckets: trajectory bucket names (``vocab.bucket_names``).
         logged_at: the time of logging (UTC).
+        shadow: the records are a shadow model's predictions (logged, never answered).
     """
     frame = summarize_arrays(encoded.arrays, vocab.decode)
     # Column lists, not DataFrame.to_dict: a third of the cost on the logging path.
@@ -279,6 +281,7 @@ def log_records(
                 top_score=finite(float(scores[i, ranked[i, 0]])) if top else None,
                 top_categories=tuple(top),
                 trajectory=tuple(dict(zip(buckets, period, strict=True)) for period in shares[i]),
+                shadow=shadow,
             )
         )
     return records

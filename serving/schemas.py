@@ -94,13 +94,20 @@ class TrajectoryPeriod(BaseModel):
     buckets: list[BucketShare]
 
 
-class ModelRef(BaseModel):
-    """Which model answered."""
+class ModelId(BaseModel):
+    """A stored model: its registry name and version, and its BentoML model tag."""
 
     name: str
     version: str
-    alias: str | None = None
     bento_tag: str
+
+
+class ModelRef(ModelId):
+    """Which model answered."""
+
+    alias: str | None = Field(
+        None, description='"champion" while the registry says this version holds it, else null'
+    )
 
 
 class PredictResponse(BaseModel):
@@ -129,6 +136,14 @@ class ModelInfo(BaseModel):
     """What is deployed: identity, quality and the data/feature contract it was trained on."""
 
     model: ModelRef
+    is_champion: bool | None = Field(
+        description="the served version holds `champion` now; null: unknown (registry_error)"
+    )
+    champion_version: str | None = Field(description="the version holding `champion` now")
+    registry_error: str | None = Field(description="why the registry could not be read")
+    checked_at: datetime | None = Field(description="when the registry was last read")
+    shadow: ModelId | None = Field(description="the challenger predicting in shadow, if any")
+    shadow_error: str | None = Field(None, description="why the wanted shadow is not running")
     metrics: dict[str, float | None]
     feature_spec_hash: str
     vocab_hash: str
@@ -142,3 +157,23 @@ class ErrorBody(BaseModel):
 
     error: str
     field: str
+
+
+class ModelTagRequest(_Strict):
+    """Body of the admin endpoints: a model in the BentoML store."""
+
+    model_tag: str = Field(min_length=1, max_length=256, examples=["interest-evolution:latest"])
+
+
+class ReloadResponse(BaseModel):
+    """The model now served and the one it replaced."""
+
+    model: ModelRef
+    previous: ModelId
+
+
+class ShadowResponse(BaseModel):
+    """The shadow model now (null: none) and the one it replaced."""
+
+    shadow: ModelId | None
+    previous: ModelId | None

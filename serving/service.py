@@ -1,22 +1,32 @@
 """BentoML service: ``bentoml serve serving.service:InterestService``.
 
 Endpoints: ``POST /predict`` (one user), ``POST /predict_batch`` (many users),
-``GET /model`` (what is deployed), and BentoML's ``/livez``, ``/readyz`` (ready once the
-model is loaded and warmed), ``/metrics`` (Prometheus) and OpenAPI docs at ``/``.
+``GET /model`` (what is served, and whether the registry holds it as champion now),
+``POST /admin/reload`` (serve another stored model, no restart), ``POST /admin/shadow`` and
+``DELETE /admin/shadow`` (a challenger predicting in shadow), and BentoML's ``/livez``,
+``/readyz`` (ready once the model is loaded and warmed), ``/metrics`` (Prometheus) and
+OpenAPI docs at ``/``. With ``serving.auth_token`` set, every route except health, metrics
+and docs needs the bearer token (:mod:`serving.limits`), the admin ones included.
 
-The model is the BentoML model ``INTEREST_BENTO_MODEL`` (default
-``<ServingConfig.bento_model>:latest``) in the store at ``BENTOML_HOME``.
+At start the service serves the BentoML model ``INTEREST_BENTO_MODEL`` (default
+``<ServingConfig.bento_model>:latest``) from the store at ``BENTOML_HOME``, with the shadow
+``INTEREST_SHADOW_MODEL`` if set, unless an admin call to this server already chose others
+(a restarted worker rejoins its siblings; :mod:`serving.desired`). Reloads and shadow
+changes reach every worker of ``bentoml serve --workers N`` within about a second plus the
+load time (:mod:`serving.slots`); only the worker that took the call reports its errors.
 
 Every 200 from ``/predict`` or ``/predict_batch`` has its prediction-log record (matched by
 the ``request_id`` of each prediction) in the kernel before the response is sent: the
 batcher's finish step builds a micro-batch's responses and records and writes the records
 with one ``os.write`` (``core.predlog``; CONTRACT.md). If the log cannot be written, those
-requests get a 503 naming the log problem rather than an answer that leaves no record.
+requests get a 503 naming the log problem rather than an answer that leaves no record. The
+shadow's records (:mod:`serving.shadow`) are written after the answers.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import time
@@ -24,44 +34,49 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bentoml
-import numpy as np
-from fastapi import FastAPI
+from fastapi import FastAPI, Request
+from pydantic import ValidationError
 from starlette.responses import JSONResponse
 
-from core.arrays import SequenceArrays
 from core.config import ServingConfig, load_config
 from core.predlog import PredictionLog, PredictionLogError
-from modelkit.bundle import load_bundle
 from serving.batching import MicroBatcher, OverloadedError
-from serving.encode import (
-    Encoded,
-    RequestError,
-    build_responses,
-    encode_requests,
-    log_records,
+from serving.champion import CHAMPION, ChampionChecker, ChampionStatus, registry_lookup
+from serving.deployed import (
+    Deployed,
+    ModelNotFoundError,
+    describe,
+    get_stored,
+    identify,
+    load_deployed,
+    load_stored,
 )
+from serving.desired import Desired, DesiredFile
+from serving.encode import RequestError, encode_requests
+from serving.finish import Job, answer_batch
 from serving.limits import RequestGuard
 from serving.schemas import (
     BatchRequest,
     BatchResponse,
     ModelInfo,
     ModelRef,
+    ModelTagRequest,
     PredictRequest,
     PredictResponse,
+    ReloadResponse,
+    ShadowResponse,
 )
-from serving.store import bundle_path
+from serving.shadow import ShadowRunner
+from serving.slots import ModelSlots
 
 logger = logging.getLogger("bentoml.serve.interest")  # shown by BentoML's log config
 info_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
+FIRST_CHECK_WAIT_S = 20.0  # readiness waits this long at most for the first registry answer
 OOV_EVENTS = bentoml.metrics.Counter(
     name="interest_oov_events", documentation="Request events with an unknown category"
 )
 REJECTED = bentoml.metrics.Counter(
     name="interest_rejected_requests", documentation="4xx/503 answers", labelnames=["reason"]
-)
-PREDLOG_FAILED = bentoml.metrics.Counter(
-    name="interest_predlog_failed",
-    documentation="Predictions answered 503 because their log record could not be written",
 )
 
 
@@ -84,99 +99,86 @@ class InterestService:
 
     def __init__(self) -> None:
         started = time.perf_counter()
-        config = load_config()
-        self.config = config.serving
-        stored = self.bento_model
-        self.bundle = load_bundle(bundle_path(stored))
-        logger.info("loaded %s in %.1f s", stored.tag, time.perf_counter() - started)
-        meta = self.bundle.metadata
-        labels = stored.info.labels
-        self.model_ref = ModelRef(
-            name=labels.get("model_name", meta.get("model_name", stored.tag.name)),
-            version=labels.get("version", str(meta.get("version", ""))),
-            alias=labels.get("alias"),
-            bento_tag=str(stored.tag),
-        )
-        spec = self.bundle.spec
-        self.buckets = self.bundle.vocab.bucket_names(spec.n_buckets)
-        self.predlog = PredictionLog(
-            config.paths.resolved().prediction_log, self.config.log_rotate_rows
-        )
-        self.batcher = MicroBatcher(
-            self.bundle.predict,
+        project = load_config()
+        paths = project.paths.resolved()
+        self.config = project.serving
+        self.predlog = PredictionLog(paths.prediction_log, self.config.log_rotate_rows)
+        self.shadows = ShadowRunner(self.predlog.write, self.config)
+        self.checker = ChampionChecker(registry_lookup(project), self.config.champion_check_s)
+        desired = DesiredFile.for_server(paths.state_dir)
+        wanted = desired.read()
+        stored = self._first_model(wanted)
+        self.checker.watch(identify(stored))
+        self.checker.start()  # the first registry check overlaps loading
+        served = load_stored(stored, self.config)
+        self._attach(served)
+        self.slots = ModelSlots(served, None, self._load, self._attach, self._swapped, desired)
+        shadow = wanted.shadow_tag if wanted else os.environ.get("INTEREST_SHADOW_MODEL") or None
+        if shadow:
+            try:
+                self.slots.set_shadow(shadow, share=False)
+            except Exception as exc:  # noqa: BLE001 - serve without the shadow
+                self.slots.shadow_error = f"cannot load shadow {shadow}: {exc}"
+                logger.exception("serving without a shadow")
+        self.slots.follow()
+        if not self.checker.wait_first(FIRST_CHECK_WAIT_S):
+            logger.warning(
+                "no registry answer after %.0f s; is_champion unknown", FIRST_CHECK_WAIT_S
+            )
+        logger.info("serving %s; ready in %.1f s", served.model, time.perf_counter() - started)
+        self._ready = True
+
+    def _first_model(self, wanted: Desired | None) -> bentoml.Model:
+        if wanted is not None and wanted.model_tag != str(self.bento_model.tag):
+            try:
+                return get_stored(wanted.model_tag)
+            except ModelNotFoundError:
+                logger.exception("%s, chosen by a reload of this server, is gone", wanted)
+        return self.bento_model
+
+    def _load(self, tag: str) -> Deployed:
+        return load_deployed(tag, self.config)
+
+    def _attach(self, deployed: Deployed) -> None:
+        # Each served model gets its own batcher, so one micro-batch never mixes two models.
+        deployed.batcher = MicroBatcher(
+            deployed.bundle.predict,
             max_batch_rows=self.config.max_batch_users,
             max_pending_rows=self.config.max_batch_users * 16,
-            finish=self._finish_batch,
+            finish=functools.partial(self._finish_batch, deployed),
         )
-        self._ready = False
-        started = time.perf_counter()
-        self._warm_up()
-        logger.info("warmed up in %.1f s; ready", time.perf_counter() - started)
+        self.checker.current(deployed.model)  # answers carry the right alias from the swap on
 
-    def _warm_up(self) -> None:
-        # One request through the whole encode path, then every padded batch size of the
-        # tf.function, before /readyz says yes.
-        category = self.buckets[0] if not self.buckets[0].startswith("<") else "warmup"
-        request = PredictRequest(
-            events=[{"item_id": "0", "category_id": category, "behavior": "view", "timestamp": 0}],
-            cutoff=datetime(1970, 1, 2, tzinfo=UTC),
-        )
-        encoded = encode_requests([request], self.bundle, self.config, datetime.now(UTC))
-        self.bundle.predict(encoded.arrays.inputs())
-        self.bundle.warmup()
-        self._ready = True
+    def _swapped(self, served: Deployed) -> None:
+        self.checker.watch(served.model)
 
     def __is_ready__(self) -> bool:
         return self._ready
+
+    def _ref(self, deployed: Deployed, status: ChampionStatus | None = None) -> ModelRef:
+        status = status or self.checker.cached(deployed.model)
+        alias = CHAMPION if status.is_champion else None
+        return ModelRef(**deployed.model.model_dump(), alias=alias)
 
     async def _answer(
         self, requests: list[PredictRequest], prefixes: list[str]
     ) -> list[PredictResponse]:
         now = datetime.now(UTC)
-        encoded = await asyncio.to_thread(
-            encode_requests, requests, self.bundle, self.config, now, prefixes
-        )
-        responses = await self.batcher.run(encoded.arrays.inputs(), (requests, encoded))
+        with self.slots.acquire() as served:  # one model from encoding to the answer
+            encoded = await asyncio.to_thread(
+                encode_requests, requests, served.bundle, self.config, now, prefixes
+            )
+            assert served.batcher is not None
+            responses = await served.batcher.run(encoded.arrays.inputs(), (requests, encoded))
         OOV_EVENTS.inc(sum(encoded.oov_events))
         return responses
 
     def _finish_batch(
-        self, jobs: list[tuple[list[PredictRequest], Encoded]], outputs: list[dict[str, Any]]
+        self, served: Deployed, jobs: list[Job], outputs: list[dict[str, Any]]
     ) -> list[list[PredictResponse]]:
-        # Runs on the batcher's finish thread, once per model batch: responses for every
-        # request, then all their log records in one write, before any of them is answered.
-        answered = [
-            build_responses(
-                requests,
-                encoded,
-                out,
-                self.bundle.vocab,
-                self.buckets,
-                self.model_ref,
-                self.bundle.feature_config.period,
-                self.config.top_k,
-            )
-            for (requests, encoded), out in zip(jobs, outputs, strict=True)
-        ]
-        rows = sum(len(r) for r in answered)
-        try:
-            records = log_records(
-                _merge([e for _, e in jobs]),
-                _merge_outputs(outputs),
-                [r for batch in answered for r in batch],
-                self.bundle.vocab,
-                self.buckets,
-                datetime.now(UTC),
-            )
-            self.predlog.write(records)
-        except PredictionLogError:
-            PREDLOG_FAILED.inc(rows)
-            logger.exception("prediction log: %d predictions answered 503", rows)
-            raise
-        except Exception as exc:  # a record that cannot be built cannot be written either
-            PREDLOG_FAILED.inc(rows)
-            logger.exception("prediction log: could not build %d records", rows)
-            raise PredictionLogError(f"prediction log: cannot build records: {exc}") from exc
+        answered = answer_batch(served, self._ref(served), jobs, outputs, self.predlog, self.config)
+        if (shadow := self.slots.shadow) is not None:
+            self.shadows.submit(shadow, jobs)  # on its own thread, after these answers
         return answered
 
     async def _guarded(
@@ -211,49 +213,78 @@ class InterestService:
 
     @info_app.get("/model", response_model=ModelInfo)
     def model_info(self) -> ModelInfo:
-        """The deployed model: identity, metrics, feature-spec hash, training-data fingerprint."""
-        meta = dict(self.bundle.metadata)
-        spec = self.bundle.spec
-        return ModelInfo(
-            model=self.model_ref,
-            metrics={k: _finite(v) for k, v in (meta.get("metrics") or {}).items()},
-            feature_spec_hash=spec.spec_hash,
-            vocab_hash=spec.vocab_hash,
-            feature_spec=spec.__dict__,
-            data_fingerprint=meta.get("data_fingerprint") or meta.get("fingerprint") or {},
-            metadata=meta,
+        """The served model: identity, champion check, shadow, metrics, feature contract."""
+        served = self.slots.served
+        status = self.checker.current(served.model)  # asks the registry if the cache is stale
+        return describe(
+            served, self._ref(served, status), status, self.slots.shadow, self.slots.shadow_error
+        )
+
+    @info_app.post("/admin/reload", response_model=ReloadResponse)
+    async def reload(self, request: Request) -> ReloadResponse | JSONResponse:
+        """Serve the stored model ``{"model_tag": "interest-evolution:<tag>"}`` from now on.
+
+        Loads and warms it off the request path, then swaps it in between micro-batches;
+        requests already running finish on the old model. 404: no such model; 422: it
+        cannot be loaded (the old model keeps serving). The other workers of this server
+        follow within about a second (:mod:`serving.slots`).
+        """
+        body = await _tag_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        try:
+            new, old = await asyncio.to_thread(self.slots.reload, body.model_tag)
+        except ModelNotFoundError as exc:
+            return _error(404, "model_tag", str(exc))
+        except Exception as exc:  # noqa: BLE001 - the old model keeps serving
+            logger.exception("reload to %s failed", body.model_tag)
+            served = self.slots.served.model.bento_tag
+            return _error(422, "model_tag", f"cannot load it, still serving {served}: {exc}")
+        return ReloadResponse(model=self._ref(new), previous=old.model)
+
+    @info_app.post("/admin/shadow", response_model=ShadowResponse)
+    async def set_shadow(self, request: Request) -> ShadowResponse | JSONResponse:
+        """Predict in shadow with ``{"model_tag": ...}``: logged with ``shadow=true``, never
+        returned. 404: no such model; 422: it cannot be loaded (the old shadow stays)."""
+        body = await _tag_body(request)
+        if isinstance(body, JSONResponse):
+            return body
+        return await self._change_shadow(body.model_tag)
+
+    @info_app.delete("/admin/shadow", response_model=ShadowResponse)
+    async def remove_shadow(self) -> ShadowResponse | JSONResponse:
+        """Stop shadow predictions."""
+        return await self._change_shadow(None)
+
+    async def _change_shadow(self, tag: str | None) -> ShadowResponse | JSONResponse:
+        try:
+            new, old = await asyncio.to_thread(self.slots.set_shadow, tag)
+        except ModelNotFoundError as exc:
+            return _error(404, "model_tag", str(exc))
+        except Exception as exc:  # noqa: BLE001 - the old shadow stays
+            logger.exception("shadow %s failed to load", tag)
+            return _error(422, "model_tag", f"cannot load it as the shadow: {exc}")
+        return ShadowResponse(
+            shadow=new.model if new is not None else None,
+            previous=old.model if old is not None else None,
         )
 
     @bentoml.on_shutdown
     def close(self) -> None:
-        """Stop the model thread, let a running finish step write, close the log."""
-        self.batcher.close()
+        """Stop the threads, let running finish steps write, close the log."""
+        self.checker.close()
+        self.slots.close()
+        self.shadows.close()
         self.predlog.close()
 
 
-def _merge(parts: list[Encoded]) -> Encoded:
-    if len(parts) == 1:
-        return parts[0]
-    return Encoded(
-        arrays=SequenceArrays.concat([e.arrays for e in parts]),
-        cutoffs=[c for e in parts for c in e.cutoffs],
-        oov_events=[n for e in parts for n in e.oov_events],
-        request_ids=[r for e in parts for r in e.request_ids],
-    )
-
-
-def _merge_outputs(parts: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-    if len(parts) == 1:
-        return parts[0]
-    return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in parts[0]}
-
-
-def _finite(value: Any) -> float | None:
+async def _tag_body(request: Request) -> ModelTagRequest | JSONResponse:
     try:
-        number = float(value)
-    except (TypeError, ValueError):
-        return None
-    return number if number == number and abs(number) != float("inf") else None
+        return ModelTagRequest.model_validate_json(await request.body())
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        field = ".".join(str(p) for p in first["loc"]) or "body"
+        return _error(422, field, first["msg"])
 
 
 InterestService.add_asgi_middleware(RequestGuard)

@@ -60,3 +60,12 @@ def test_bearer_token_guards_api_routes_but_not_probes():
     assert _call(guard, [b"{}"])[0] == 401
     assert _call(guard, [b"{}"], [(b"authorization", b"Bearer s3cret")])[0] == 200
     assert _call(guard, [b""], path="/readyz")[0] == 200
+
+
+def test_bearer_token_guards_the_admin_and_model_routes():
+    guard = RequestGuard(_echo, max_body_bytes=100, auth_token="s3cret")
+    for path in ("/admin/reload", "/admin/shadow", "/model"):
+        status, body = _call(guard, [b"{}"], path=path)
+        assert status == 401 and json.loads(body)["field"] == "Authorization"
+    token = [(b"authorization", b"Bearer s3cret")]
+    assert _call(guard, [b"{}"], token, path="/admin/reload")[0] == 200

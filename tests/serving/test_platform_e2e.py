@@ -169,7 +169,9 @@ def test_model_endpoint_reports_the_registry_version(served):
     info = httpx.get(f"{served['url']}/model", timeout=10).json()
     assert info["model"]["name"] == MODEL
     assert info["model"]["version"] == served["version"]
-    assert info["model"]["alias"] == "champion"
+    assert info["model"]["alias"] == "champion"  # asked of the registry, not a stored label
+    assert info["is_champion"] is True and info["champion_version"] == served["version"]
+    assert info["registry_error"] is None and info["checked_at"]
     assert info["model"]["bento_tag"] == served["tag"]
     assert info["metadata"]["run_id"] == served["run_id"]
     assert info["data_fingerprint"]["dataset"] == "platform-e2e"

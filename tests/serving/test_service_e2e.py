@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -40,33 +41,43 @@ def _frame(seed: int = 0) -> pd.DataFrame:
     )
 
 
-def small_store(tmp: Path) -> tuple[Path, Path, str]:
-    """Bundle an untrained small model and import it into a BentoML home under ``tmp``.
-
-    Returns:
-        The bundle folder, the BentoML home and the imported model's tag.
-    """
+def small_bundle(
+    directory: Path, version: str = "7", seed: int = 0, history: str | None = "7D"
+) -> Path:
+    """Save an untrained small model's bundle (registry version ``version``) in ``directory``."""
     from core.config import FeatureConfig
     from core.features import feature_spec
     from core.vocab import fit_vocabulary
     from modelkit.builder import build_model
     from modelkit.bundle import save_bundle
     from modelkit.model_config import ModelConfig
-    from serving.store import import_bundle
 
-    fc = FeatureConfig(max_events=20, n_periods=3, top_categories=5, future_periods=2)
-    vocab = fit_vocabulary(_frame(), fc)
+    fc = FeatureConfig(
+        max_events=20, n_periods=3, top_categories=5, future_periods=2, history=history
+    )
+    vocab = fit_vocabulary(_frame(seed), fc)
     spec = feature_spec(vocab, fc)
     small = ModelConfig(units=8, cat_embed_dim=8, attention_units=8, period_units=8, head_units=8)
     metadata = {
         "model_name": MODEL_NAME,
-        "version": "7",
-        "run_id": "run-e2e",
+        "version": version,
+        "run_id": f"run-e2e-{version}",
         "metrics": {"recall_at_10": 0.42, "buy_auc": float("nan")},
         "data_fingerprint": {"dataset": "synthetic-e2e", "rows": 600},
     }
-    bundle_dir = tmp / "bundle"
-    save_bundle(bundle_dir, build_model(small, spec), vocab, fc, spec, metadata, None)
+    save_bundle(directory, build_model(small, spec), vocab, fc, spec, metadata, None)
+    return directory
+
+
+def small_store(tmp: Path) -> tuple[Path, Path, str]:
+    """Bundle an untrained small model and import it into a BentoML home under ``tmp``.
+
+    Returns:
+        The bundle folder, the BentoML home and the imported model's tag.
+    """
+    from serving.store import import_bundle
+
+    bundle_dir = small_bundle(tmp / "bundle")
     home = tmp / "bentoml"
     tag = import_bundle(bundle_dir, MODEL_NAME, labels={"alias": "champion"}, home=home)
     return bundle_dir, home, tag
@@ -76,9 +87,12 @@ def small_store(tmp: Path) -> tuple[Path, Path, str]:
 def deployed(tmp_path_factory):
     """Bundle an untrained small model, import it into a temp BentoML home, serve it."""
     from serving.launch import ServerStartError, start_server, stop_server
+    from serving.store import import_bundle
 
     tmp = tmp_path_factory.mktemp("e2e")
     bundle_dir, home, tag = small_store(tmp)
+    # A second stored model (another vocabulary) to reload to and to run in shadow.
+    other = import_bundle(small_bundle(tmp / "bundle-8", "8", seed=1), MODEL_NAME, home=home)
     state = tmp / "state"
     config = tmp / "config.yaml"
     config.write_text(
@@ -100,6 +114,7 @@ def deployed(tmp_path_factory):
             "bundle_dir": bundle_dir,
             "state": state,
             "tag": tag,
+            "other_tag": other,
             "proc": server.process,
         }
     finally:
@@ -146,7 +161,7 @@ def test_predict_matches_the_bundle_in_process(deployed):
     assert out["model"] == {
         "name": MODEL_NAME,
         "version": "7",
-        "alias": "champion",
+        "alias": None,  # the import-time "champion" label is not trusted; no registry here
         "bento_tag": deployed["tag"],
     }
     assert out["oov_events"] == 1 and out["events_used"] == 6 and out["user_id"] == "alice"
@@ -192,7 +207,11 @@ def test_concurrent_requests_are_batched_and_answered_correctly(deployed):
 
 def test_model_endpoint_describes_the_deployed_model(deployed):
     info = httpx.get(f"{deployed['url']}/model", timeout=10).json()
-    assert info["model"]["version"] == "7" and info["model"]["alias"] == "champion"
+    assert info["model"]["version"] == "7" and info["model"]["alias"] is None
+    # No registry in this test: unknown, and why; the check did run.
+    assert info["is_champion"] is None and info["champion_version"] is None
+    assert "no registry" in info["registry_error"] and info["checked_at"]
+    assert info["shadow"] is None
     assert info["metrics"] == {"recall_at_10": 0.42, "buy_auc": None}
     assert len(info["feature_spec_hash"]) == 16
     assert info["data_fingerprint"]["dataset"] == "synthetic-e2e"
@@ -324,3 +343,71 @@ def test_bentoml_build_packs_the_service_and_the_model(deployed, tmp_path):
     manifest = Path(env["BENTOML_HOME"]) / "bentos" / name / version / "bento.yaml"
     text = manifest.read_text()
     assert "serving.service:InterestService" in text and deployed["tag"] in text
+
+
+def test_admin_reload_rejects_unknown_tags_and_bad_bodies(deployed):
+    url = deployed["url"]
+    resp = httpx.post(f"{url}/admin/reload", json={"model_tag": f"{MODEL_NAME}:nope"}, timeout=30)
+    assert resp.status_code == 404 and resp.json()["field"] == "model_tag"
+    resp = httpx.post(f"{url}/admin/reload", json={"tag": deployed["tag"]}, timeout=30)
+    assert resp.status_code == 422 and set(resp.json()) == {"error", "field"}
+    resp = httpx.post(f"{url}/admin/shadow", json={"model_tag": "not a tag!"}, timeout=30)
+    assert resp.status_code == 404 and resp.json()["field"] == "model_tag"
+    assert httpx.get(f"{url}/model", timeout=10).json()["model"]["version"] == "7"
+
+
+def _records_of(state: Path, request_id: str, count: int) -> list[dict]:
+    deadline, rows = time.monotonic() + 10, []
+    while time.monotonic() < deadline:
+        rows = [r for r in _log_rows(state) if r["request_id"] == request_id]
+        if len(rows) >= count:
+            break
+        time.sleep(0.1)
+    return rows
+
+
+def test_reload_swaps_the_model_and_a_shadow_logs_beside_it(deployed):
+    url, state = deployed["url"], deployed["state"]
+    v7 = {"name": MODEL_NAME, "version": "7", "bento_tag": deployed["tag"]}
+    try:
+        resp = httpx.post(
+            f"{url}/admin/reload", json={"model_tag": deployed["other_tag"]}, timeout=120
+        )
+        assert resp.status_code == 200, resp.text
+        assert resp.json()["model"]["version"] == "8" and resp.json()["previous"] == v7
+        info = httpx.get(f"{url}/model", timeout=10).json()
+        assert info["model"]["version"] == "8"
+        assert info["model"]["bento_tag"] == deployed["other_tag"]
+        body = {"user_id": "after-reload", "events": _events(4)}
+        answer = httpx.post(f"{url}/predict", json=body, timeout=30).json()
+        assert answer["model"]["version"] == "8"
+        [record] = _records_of(state, answer["request_id"], 1)
+        assert record["model_version"] == "8" and record["shadow"] is False
+        # What the server's other workers follow (one worker here).
+        desired = json.loads(next((state / "serving").glob("desired-*.json")).read_text())
+        assert desired["model_tag"] == deployed["other_tag"] and desired["shadow_tag"] is None
+
+        resp = httpx.post(f"{url}/admin/shadow", json={"model_tag": deployed["tag"]}, timeout=120)
+        assert resp.status_code == 200, resp.text
+        assert resp.json() == {"shadow": v7, "previous": None}
+        assert httpx.get(f"{url}/model", timeout=10).json()["shadow"] == v7
+        body = {"user_id": "shadowed", "events": _events(5)}
+        answer = httpx.post(f"{url}/predict", json=body, timeout=30).json()
+        assert answer["model"]["version"] == "8"  # the shadow's prediction is never returned
+        rows = _records_of(state, answer["request_id"], 2)
+        assert sorted((r["shadow"], r["model_version"]) for r in rows) == [
+            (False, "8"),
+            (True, "7"),
+        ]
+        served, shadow = sorted(rows, key=lambda r: r["shadow"])
+        assert served["p_buy"] == pytest.approx(answer["p_buy"], abs=1e-6)
+        assert shadow["cutoff"] == served["cutoff"] and shadow["user_hash"] == served["user_hash"]
+
+        resp = httpx.delete(f"{url}/admin/shadow", timeout=30)
+        assert resp.status_code == 200 and resp.json() == {"shadow": None, "previous": v7}
+        metrics = httpx.get(f"{url}/metrics", timeout=10).text
+        assert re.search(r'interest_model_is_champion\{[^}]*model_version="8"[^}]*\} -1', metrics)
+    finally:
+        httpx.delete(f"{url}/admin/shadow", timeout=30)
+        httpx.post(f"{url}/admin/reload", json={"model_tag": deployed["tag"]}, timeout=120)
+    assert httpx.get(f"{url}/model", timeout=10).json()["model"]["version"] == "7"

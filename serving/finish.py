@@ -1,0 +1,102 @@
+"""The finish step of a served micro-batch: responses, then their log records in one write.
+
+Runs on the batcher's finish thread (:mod:`serving.batching`), once per model batch, before
+any request of the batch is answered: so every 200 has its record in the kernel.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+from typing import Any
+
+import bentoml
+import numpy as np
+
+from core.arrays import SequenceArrays
+from core.config import ServingConfig
+from core.predlog import PredictionLog, PredictionLogError
+from serving.deployed import Deployed
+from serving.encode import Encoded, build_responses, log_records
+from serving.schemas import ModelRef, PredictRequest, PredictResponse
+
+logger = logging.getLogger("bentoml.serve.interest")
+PREDLOG_FAILED = bentoml.metrics.Counter(
+    name="interest_predlog_failed",
+    documentation="Predictions answered 503 because their log record could not be written",
+)
+Job = tuple[list[PredictRequest], Encoded]  # one request group: requests, their encoding
+
+
+def answer_batch(
+    served: Deployed,
+    model: ModelRef,
+    jobs: list[Job],
+    outputs: list[dict[str, Any]],
+    predlog: PredictionLog,
+    config: ServingConfig,
+) -> list[list[PredictResponse]]:
+    """Build the responses of a micro-batch and write all their records with one write.
+
+    Args:
+        served: the model that predicted (bundle, buckets).
+        model: its identity as the answers state it.
+        jobs: the batch's request groups, in order.
+        outputs: each group's model outputs.
+        predlog: the prediction log.
+        config: ``top_k``.
+
+    Raises:
+        PredictionLogError: the records could not be built or written (answer 503).
+    """
+    bundle = served.bundle
+    answered = [
+        build_responses(
+            requests,
+            encoded,
+            out,
+            bundle.vocab,
+            served.buckets,
+            model,
+            bundle.feature_config.period,
+            config.top_k,
+        )
+        for (requests, encoded), out in zip(jobs, outputs, strict=True)
+    ]
+    rows = sum(len(r) for r in answered)
+    try:
+        records = log_records(
+            _merge([e for _, e in jobs]),
+            _merge_outputs(outputs),
+            [r for batch in answered for r in batch],
+            bundle.vocab,
+            served.buckets,
+            datetime.now(UTC),
+        )
+        predlog.write(records)
+    except PredictionLogError:
+        PREDLOG_FAILED.inc(rows)
+        logger.exception("prediction log: %d predictions answered 503", rows)
+        raise
+    except Exception as exc:  # a record that cannot be built cannot be written either
+        PREDLOG_FAILED.inc(rows)
+        logger.exception("prediction log: could not build %d records", rows)
+        raise PredictionLogError(f"prediction log: cannot build records: {exc}") from exc
+    return answered
+
+
+def _merge(parts: list[Encoded]) -> Encoded:
+    if len(parts) == 1:
+        return parts[0]
+    return Encoded(
+        arrays=SequenceArrays.concat([e.arrays for e in parts]),
+        cutoffs=[c for e in parts for c in e.cutoffs],
+        oov_events=[n for e in parts for n in e.oov_events],
+        request_ids=[r for e in parts for r in e.request_ids],
+    )
+
+
+def _merge_outputs(parts: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+    if len(parts) == 1:
+        return parts[0]
+    return {name: np.concatenate([np.asarray(p[name]) for p in parts]) for name in parts[0]}
