@@ -10,7 +10,8 @@ history, and an *explore* part over the whole vocabulary, mixed by a learned per
   of ``history_prior + pointer``, where the history prior is the decayed, behaviour-weighted
   frequency of :class:`modelkit.priors.HistoryPrior` and ``pointer`` is the mean over the
   category's events of a learned score of the encoder output at that event (zero-initialised,
-  so the copy part starts at the heuristic). Padding (0), OOV (1) and categories absent from
+  so the copy part starts at the heuristic) and the prior's scale ``sharpness`` is learned.
+  Padding (0), OOV (1) and categories absent from
   the history get exactly zero copy mass; a user without history has an all-zero copy row.
 * ``generate``: softmax over all non-padding indices of the learned logits plus a
   per-category popularity bias (set from the training labels by ``training.fit``); OOV (1)
@@ -38,6 +39,11 @@ _PACKAGE = "interest"
 _NEG = -1e9  # additive mask before softmax; finite so empty rows stay NaN-free
 #: Indices below this (padding, OOV) never name a history category.
 FIRST_NAMED = 2
+#: Initial scale of the history prior inside the copy softmax. The prior sums five decay
+#: channels of log1p(weighted count), so at scale 1 the copy mass grows like count**5 and
+#: sits on the top one or two history categories; 0.2 starts it near proportional to the
+#: decayed count, which keeps the rest of the history above the generator's picks.
+COPY_SHARPNESS = 0.2
 
 
 def history_presence(cat: Any, n_categories: int) -> tuple[Any, Any]:
@@ -68,8 +74,11 @@ class CopyDistribution(keras.layers.Layer):
         self.n_categories = n_categories
 
     def build(self, seq_shape: Any, cat_shape: Any = None, prior_shape: Any = None) -> None:
-        # Zero-initialised: the copy distribution starts at the softmax of the prior.
+        # Zero-initialised: the copy distribution starts at the softmax of the scaled prior.
         self.score = self.add_weight(name="score", shape=(seq_shape[-1],), initializer="zeros")
+        self.sharpness = self.add_weight(
+            name="sharpness", shape=(), initializer=keras.initializers.Constant(COPY_SHARPNESS)
+        )
 
     def call(self, seq: Any, cat: Any, prior: Any) -> Any:
         cat = ops.cast(cat, "int32")
@@ -84,7 +93,8 @@ class CopyDistribution(keras.layers.Layer):
         )
         counts, seen = history_presence(cat, self.n_categories)
         pointer = ops.reshape(summed, (batch, self.n_categories)) / ops.maximum(counts, 1.0)
-        weights = ops.softmax(prior + pointer + (1.0 - seen) * _NEG, axis=-1)
+        logits = prior * self.sharpness + pointer
+        weights = ops.softmax(logits + (1.0 - seen) * _NEG, axis=-1)
         return weights * seen
 
     def compute_mask(self, *args: Any, **kwargs: Any) -> None:
