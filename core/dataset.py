@@ -21,6 +21,7 @@ import pandas as pd
 from core.arrays import FeatureSpec, SequenceArrays
 from core.config import ProjectConfig
 from core.features import build_features, encode_events, feature_spec
+from core.labels import OOV_TRUTH, count_oov_truth
 from core.splits import Splits, make_splits
 from core.vocab import Vocabulary, fit_vocabulary
 
@@ -125,6 +126,8 @@ def prepare_dataset(
     for split_name, arrays in (("train", train), ("val", val), ("test", test)):
         if len(arrays) == 0:
             raise ValueError(f"{name}: the {split_name} split has no samples")
+        # Per distinct raw category: next_cats folds them all into the OOV index.
+        arrays.extra[OOV_TRUTH] = count_oov_truth(events, arrays, vocab, features.horizon)
     fingerprint = DataFingerprint(
         dataset=name,
         rows=len(events),

@@ -69,6 +69,20 @@ def test_refit_vocabulary_covers_validation_events_but_never_the_test_horizon():
         prepare_dataset(events, _config(), "synthetic", vocab_until="horizon")
 
 
+def test_oov_truth_counts_each_distinct_unknown_category_of_the_horizon():
+    events = _events()
+    splits = prepare_dataset(events, _config(), "synthetic").splits
+    extra = events.iloc[[0, 0, 0]].copy()  # one user, three horizon events
+    extra["timestamp"] = [splits.test, splits.test, splits.test + pd.Timedelta("1h")]
+    names = ["new-1", "new-1", "new-2"]
+    extra["category_id"] = pd.Series(names, index=extra.index, dtype="string")
+    data = prepare_dataset(pd.concat([events, extra], ignore_index=True), _config(), "synthetic")
+    row = int(np.flatnonzero(data.test.user_id == extra["user_id"].iloc[0])[0])
+    assert data.test.next_cats[row, 1] == 1.0  # folded into the one OOV index...
+    assert data.test.extra["oov_truth"][row] == 2  # ...counted per distinct category here
+    assert data.test.extra["oov_truth"].sum() == 2 and data.val.extra["oov_truth"].sum() == 0
+
+
 def test_fingerprint_is_stable_and_content_sensitive():
     first = prepare_dataset(_events(), _config(), "synthetic").fingerprint
     again = prepare_dataset(_events(), _config(), "synthetic").fingerprint
