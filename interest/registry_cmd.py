@@ -16,6 +16,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from eventlogs.loaders import load_events
 from interest.common import config_from, echo_err, fail
 from interest.exit_codes import exit_code
 
@@ -68,7 +69,6 @@ def promote(
     The gate promotes only if the lower end of the confidence interval of the relative gain
     (paired bootstrap over users) clears the margin against champion and best baseline.
     """
-    from eventlogs.loaders import load_events
     from training.registry import promote_version  # MLflow: lazy, see the module docstring
 
     config = config_from(ctx, {"data": {"format": format}})
@@ -104,7 +104,7 @@ def rollback(
     ] = "requested by user",
 ) -> None:
     """Undo the last champion move; run it again to undo the rollback itself."""
-    from training.aliases import NothingToRollBack
+    from training.aliases import NothingToRollBack  # MLflow: lazy (docstring)
     from training.registry import rollback as rollback_champion  # MLflow: lazy (docstring)
 
     config = config_from(ctx)
