@@ -23,7 +23,7 @@ if TYPE_CHECKING:  # annotations only: keep `--help` fast
 
 def print_demand(table: pd.DataFrame, top: int, title: str) -> None:
     """Print the ``top`` rows of a :func:`pipelines.demand.forecast_demand` table and WAPEs."""
-    from pipelines.demand import wape
+    from pipelines.demand import demand_wapes
 
     has_actual = not table["actual"].isna().any()
     out = Table(title=title)
@@ -35,11 +35,11 @@ def print_demand(table: pd.DataFrame, top: int, title: str) -> None:
         out.add_row(str(row.category), *values)
     Console(width=120).print(out)
     if has_actual:
-        model = wape(table["forecast"], table["actual"])
-        persist = wape(table["persistence"], table["actual"])
+        w = demand_wapes(table)
         typer.echo(
-            f"WAPE over all {len(table)} categories: model {model:.4f}, "
-            f"persistence {persist:.4f}"
+            f"WAPE over all {len(table)} categories: model {w['model']:.4f}, "
+            f"persistence {w['persistence']:.4f}; without 'other': model "
+            f"{w['model_named']:.4f}, persistence {w['persistence_named']:.4f}"
         )
     else:
         typer.echo("the log does not cover the forecast period: no actuals, no WAPE")

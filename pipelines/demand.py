@@ -69,6 +69,21 @@ def wape(forecast: pd.Series, actual: pd.Series) -> float:
     return float((forecast - actual).abs().sum() / total)
 
 
+def demand_wapes(table: pd.DataFrame) -> dict[str, float]:
+    """WAPE of ``forecast`` and ``persistence`` over all buckets and over named ones only.
+
+    The ``other`` bucket pools every category outside the top ``C`` and usually holds
+    most events, so it dominates the all-bucket figure; ``*_named`` leaves it out.
+    """
+    named = table[table["category"] != "other"]
+    return {
+        "model": wape(table["forecast"], table["actual"]),
+        "persistence": wape(table["persistence"], table["actual"]),
+        "model_named": wape(named["forecast"], named["actual"]),
+        "persistence_named": wape(named["persistence"], named["actual"]),
+    }
+
+
 def horizon_in_log(events: pd.DataFrame, end: pd.Timestamp, period: str) -> bool:
     """Whether the log reaches ``end`` (within 1/24 of a period: daily logs end at 23:59)."""
     last = pd.to_datetime(events["timestamp"], utc=True).max()

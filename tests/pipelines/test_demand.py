@@ -11,7 +11,13 @@ import pytest
 from core.config import FeatureConfig
 from core.schema import conform
 from core.vocab import Vocabulary
-from pipelines.demand import aggregate_demand, expected_activity, forecast_demand, wape
+from pipelines.demand import (
+    aggregate_demand,
+    demand_wapes,
+    expected_activity,
+    forecast_demand,
+    wape,
+)
 
 CUTOFF = pd.Timestamp("2024-01-04", tz="UTC")
 # Buckets: a -> 0, b -> 1, c -> 2 ("other": top_categories=2).
@@ -86,6 +92,9 @@ def test_forecast_persistence_actual_and_wape():
     assert list(table["category"]) == ["b", "other", "a"]  # largest forecast first
     assert wape(table["forecast"], table["actual"]) == pytest.approx((1.5 + 2.5 + 0.2) / 4)
     assert wape(table["persistence"], table["actual"]) == pytest.approx((1 + 3 + 0) / 4)
+    wapes = demand_wapes(table)
+    assert wapes["model_named"] == pytest.approx((1.5 + 2.5) / 3)
+    assert wapes["persistence_named"] == pytest.approx((1 + 3) / 3)
 
 
 def test_actual_is_missing_when_the_log_stops_at_the_cutoff():
