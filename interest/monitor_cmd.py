@@ -272,7 +272,7 @@ def performance(
         raise typer.Exit(4)
     params = {"data": str(data), "since": str(since), "until": str(until), "bundle": str(folder)}
     run_id = log_performance(result, paths.tracking_uri, paths.artifact_root, params)
-    online = compare_shadows(result.samples, config.registry, f"recall_at_{k}")
+    online = compare_shadows(result.samples, config.registry, f"recall_at_{k}", result.shadowing)
     evidence = [save_evidence(config, c) for c in online]
     if as_json:
         table = result.table.reset_index().to_dict(orient="records")

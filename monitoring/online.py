@@ -51,14 +51,20 @@ def _dedupe(samples: SampleScores) -> SampleScores:
 
 
 def compare_shadows(
-    samples: dict[str, SampleScores], rule: RegistryConfig, metric: str
+    samples: dict[str, SampleScores],
+    rule: RegistryConfig,
+    metric: str,
+    shadowing: dict[str, set[str]] | None = None,
 ) -> list[OnlineComparison]:
-    """Every shadow version against every served version it shares requests with.
+    """Every shadow version against the served version(s) that answered the same requests.
 
     Args:
         samples: per-sample scores keyed by version label (``"3"`` served, ``"4-shadow"``).
         rule: the gate's confidence, resamples and seed (``registry`` config).
         metric: the primary metric, e.g. ``recall_at_10``.
+        shadowing: shadow label -> served versions of its requests
+            (:attr:`monitoring.performance.PerformanceResult.shadowing`); ``None``: pair with
+            every served version on shared (user, cutoff) samples.
     """
     out = []
     for label, shadow in sorted(samples.items()):
@@ -66,6 +72,8 @@ def compare_shadows(
             continue
         for served_label, served in sorted(samples.items()):
             if served_label.endswith(SHADOW):
+                continue
+            if shadowing is not None and served_label not in shadowing.get(label, set()):
                 continue
             mine, theirs = align(_dedupe(shadow), _dedupe(served))
             if len(mine) == 0 or metric not in mine.values:

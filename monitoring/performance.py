@@ -78,6 +78,8 @@ class PerformanceResult:
     n_incomplete: int  # labelled, but too short a ranking or missing outputs
     labels_until: pd.Timestamp | None
     samples: dict[str, SampleScores] = field(default_factory=dict)  # per version label
+    # shadow label -> the served versions that answered the same requests
+    shadowing: dict[str, set[str]] = field(default_factory=dict)
 
     def overall(self) -> dict[str, float]:
         """The ``all`` row as a dict (empty when no served record was scored)."""
@@ -205,8 +207,29 @@ def evaluate_log(
     per_sample = score_samples(pred, scored, k)
     samples = {v: per_sample.select(np.flatnonzero(versions == v)) for v in set(versions.tolist())}
     return PerformanceResult(
-        table, k, len(records), n_scored, len(positions) - n_scored, last, samples
+        table,
+        k,
+        len(records),
+        n_scored,
+        len(positions) - n_scored,
+        last,
+        samples,
+        shadowed_versions(records),
     )
+
+
+def shadowed_versions(records: pd.DataFrame) -> dict[str, set[str]]:
+    """For each shadow version label, the served versions of the requests it shadowed."""
+    if "shadow" not in records or "request_id" not in records:
+        return {}
+    labels = _version_labels(records)
+    shadow = records["shadow"].eq(True).to_numpy()
+    served = dict(zip(records["request_id"][~shadow], labels[~shadow], strict=True))
+    out: dict[str, set[str]] = {}
+    for request, label in zip(records["request_id"][shadow], labels[shadow], strict=True):
+        if request in served:
+            out.setdefault(label, set()).add(served[request])
+    return out
 
 
 def log_performance(

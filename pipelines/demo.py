@@ -2,7 +2,7 @@
 
 generate -> validate -> train (tune, refit, register, gate) -> package and serve -> replay
 traffic -> drift check -> replay shifted traffic -> scheduled monitoring pass (drift ->
-retrain -> gate). Each step is the function a role's documented command calls, run in this
+retrain -> gate) -> deploy a new champion to the running service. Each step is the function a role's documented command calls, run in this
 process; only ``bentoml serve`` is a child process, spoken to over HTTP like any client.
 """
 
@@ -13,13 +13,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import httpx
 import pandas as pd
 
 from core.config import ProjectConfig
 from eventlogs.loaders import load_events, write_events
 from modelkit.registry import registered_champion
 from monitoring.check import check_window
-from pipelines.deploy import package_version, start_service
+from pipelines.deploy import deploy, package_version, start_service
 from pipelines.monitor import RetrainRequest, run_monitor
 from pipelines.traffic import replay
 from pipelines.train import TrainRequest, train
@@ -53,6 +54,8 @@ class DemoResult:
     bento_tag: str | None = None
     model_tag: str | None = None
     champion: str | None = None  # registry version holding ``champion`` at the end
+    served_version: str | None = None  # what the running service answered as, at the end
+    served_is_champion: bool | None = None  # the service's own registry check
 
 
 @dataclass
@@ -180,6 +183,27 @@ def _monitor(run: _Run) -> str:
     return f"{outcome.status}: {outcome.message}"
 
 
+def _served(url: str) -> dict:
+    return httpx.get(f"{url}/model", timeout=30).json()
+
+
+def _deploy(run: _Run) -> str:
+    assert run.server is not None
+    champion = registered_champion(run.config)
+    before = _served(run.server.url)["model"]["version"]
+    if champion is not None and str(before) != champion[0]:
+        done = deploy(run.config, "champion", url=run.server.url, command="interest demo")
+        run.result.bento_tag, run.result.model_tag = done.record.bento_tag, done.record.model_tag
+    info = _served(run.server.url)
+    run.result.served_version = str(info["model"]["version"])
+    run.result.served_is_champion = info.get("is_champion")
+    run.result.notes.append(
+        f"the service answers as v{run.result.served_version} "
+        f"(is_champion: {run.result.served_is_champion})"
+    )
+    return f"v{before} -> v{run.result.served_version}, is_champion {run.result.served_is_champion}"
+
+
 def run_demo(config: ProjectConfig, options: DemoOptions, on_step: StepHook) -> DemoResult:
     """Run the whole loop; the served model is stopped at the end, whatever happened.
 
@@ -207,6 +231,7 @@ def run_demo(config: ProjectConfig, options: DemoOptions, on_step: StepHook) -> 
         ("Drift check (expect no drift)", lambda: _drift(run)),
         ("Replay traffic after the interest shift", lambda: _replay(run, shifted=True)),
         ("Monitor run: drift -> retrain -> gate", lambda: _monitor(run)),
+        ("Deploy the champion to the running service", lambda: _deploy(run)),
     ]
     try:
         for i, (title, fn) in enumerate(steps, start=1):

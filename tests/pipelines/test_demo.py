@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ def test_demo_runs_the_whole_loop(state_dir: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     out = result.output
-    for step in ("[1/8]", "[4/8]", "[8/8]", "Summary"):
+    for step in ("[1/9]", "[4/9]", "[9/9]", "Summary"):
         assert step in out
     assert "drift before the shift:" in out
     assert "monitor run after the shift" in out
@@ -25,3 +26,6 @@ def test_demo_runs_the_whole_loop(state_dir: Path) -> None:
     assert list((state_dir / "predictions").glob("predictions-*.jsonl"))
     assert list((state_dir / "reports").glob("drift-*.html"))
     assert "bento:          interest-evolution:" in out
+    # The promotion (if any) reached traffic: the service answers as the registry's champion.
+    champion = re.search(r"champion:\s+v(\d+)", out).group(1)
+    assert f"the service answers as v{champion} (is_champion: True)" in out
