@@ -2,8 +2,9 @@
 
 generate -> validate -> train (tune, refit, register, gate) -> package and serve -> replay
 traffic -> drift check -> replay shifted traffic -> scheduled monitoring pass (drift ->
-retrain -> gate) -> deploy a new champion to the running service. Each step is the function a role's documented command calls, run in this
-process; only ``bentoml serve`` is a child process, spoken to over HTTP like any client.
+retrain -> gate) -> deploy a new champion to the running service. Each step is the function
+a role's documented command calls, run in this process; only ``bentoml serve`` is a child
+process, spoken to over HTTP like any client.
 """
 
 from __future__ import annotations
