@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 DataFormat = Literal["taobao", "tmall", "amazon", "rees46", "generic", "canonical"]
 Period = Literal["hour", "day", "week"]
@@ -168,11 +168,28 @@ class ServingConfig(_Section):
 class MonitoringConfig(_Section):
     """Drift detection and retraining triggers."""
 
-    stattest: str = "psi"
-    # Measured in benchmarks/drift.py: an interest shift moves mainly top_category, so one
-    # drifted column must be enough to trigger (0/10 false alarms, 10/10 at a 20% shift).
-    stattest_threshold: float = 0.05
+    # The decision (monitoring/drift.py) gives every monitored column a p-value and keeps the
+    # columns the Benjamini-Hochberg procedure accepts at this false-discovery rate: with
+    # ~15 columns, "any one column past its own threshold" fires on noise; BH bounds the
+    # expected share of false discoveries among the columns it names.
+    fdr: float = Field(0.05, gt=0.0, lt=1.0)
+    # Numeric columns: two-sample Kolmogorov-Smirnov (no distribution assumed, sees location
+    # and shape, exact on few-valued columns, computable from binned reference counts). Its
+    # effect size is D, the largest gap between the two ECDFs; a column needs D at least
+    # this to count (on 100k rows a D of 0.02 is already "significant").
+    min_ks_effect: float = Field(0.1, ge=0.0, le=1.0)
+    # Categorical columns (top_category, top_pred) and the category-bucket shares: chi-square
+    # test of homogeneity on counts (rare categories pooled to >= 5 expected; bucket shares
+    # summed per user, so each user counts once). Effect size: Cohen's w, bias-corrected;
+    # 0.1 is Cohen's "small".
+    min_chi2_effect: float = Field(0.1, ge=0.0)
+    # A retrain needs at least this share of the checked columns to drift (past FDR and the
+    # effect floor); 0.05 of ~15 columns means one column suffices.
     drift_share: float = Field(0.05, ge=0.0, le=1.0)
+    # Display only: the per-column method and threshold of the Evidently report (built after
+    # the decision, for people); they do not decide anything.
+    stattest: str = "psi"
+    stattest_threshold: float = 0.05
     min_rows: int = Field(500, ge=1)
     cooldown: str = "1h"
     retrain_trials: int = Field(2, ge=1)
@@ -195,16 +212,76 @@ class ProjectConfig(_Section):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
 
 
+class ConfigError(ValueError):
+    """A configuration that cannot be loaded, in one line a person can act on.
+
+    Attributes:
+        key: dotted key at fault (``train.trials``), or ``None`` for a whole-file problem.
+        source: the file the bad value came from, or ``None`` when it came from an override
+            (a CLI option) or the environment.
+        detail: what is wrong with the value and what is accepted, without the key.
+    """
+
+    def __init__(self, detail: str, key: str | None = None, source: Path | None = None) -> None:
+        self.key, self.source, self.detail = key, source, detail
+        where = ": ".join(str(part) for part in (source, key) if part is not None)
+        super().__init__(f"{where}: {detail}" if where else detail)
+
+
 def _read_file(path: Path) -> dict[str, Any]:
     if not path.is_file():
-        raise FileNotFoundError(f"config file {path} does not exist")
+        raise ConfigError("config file does not exist", source=path)
     text = path.read_text()
-    if path.suffix == ".toml":
-        return tomllib.loads(text)
-    data = yaml.safe_load(text) or {}
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text) or {}
+    except (tomllib.TOMLDecodeError, yaml.YAMLError) as err:
+        kind = "TOML" if path.suffix == ".toml" else "YAML"
+        mark = getattr(err, "problem_mark", None)  # PyYAML's str() spans several lines
+        reason = f"{err.problem} at line {mark.line + 1}, column {mark.column + 1}" if mark else err
+        raise ConfigError(f"not valid {kind}: {reason}", source=path) from err
     if not isinstance(data, dict):
-        raise ValueError(f"config file {path} must hold a mapping at the top level")
+        raise ConfigError("must hold a mapping at the top level", source=path)
     return data
+
+
+def _section_model(loc: tuple[int | str, ...]) -> type[BaseModel] | None:
+    """The pydantic model that holds the last key of ``loc`` (for listing accepted keys)."""
+    model: type[BaseModel] = ProjectConfig
+    for part in loc[:-1]:
+        field = model.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return None
+        model = annotation
+    return model
+
+
+def _describe(error: Any) -> str:
+    """One pydantic error as ``<what is wrong>, got <value>`` naming accepted values."""
+    loc = tuple(error["loc"])
+    if error["type"] == "extra_forbidden":
+        model = _section_model(loc)
+        accepted = ", ".join(model.model_fields) if model else "none"
+        return f"unknown key; accepted keys: {accepted}"
+    message = str(error["msg"]).removeprefix("Input should be ").removeprefix("Value error, ")
+    if error["type"] == "literal_error":
+        message = f"must be one of {message.replace(' or ', ', ')}"
+    elif error["type"].endswith(("_type", "_parsing")):
+        message = f"must be {message}"
+    elif error["type"] in {"greater_than_equal", "greater_than", "less_than", "less_than_equal"}:
+        message = f"must be {message.removeprefix('be ')}".replace("greater than or equal to", ">=")
+        message = message.replace("less than or equal to", "<=")
+        message = message.replace("greater than", ">").replace("less than", "<")
+    return f"{message}, got {error['input']!r}"
+
+
+def _lookup(data: dict[str, Any], loc: tuple[int | str, ...]) -> bool:
+    node: Any = data
+    for part in loc:
+        if not isinstance(node, dict) or part not in node:
+            return False
+        node = node[part]
+    return True
 
 
 def _merge(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
@@ -231,6 +308,10 @@ def load_config(
 
     Returns:
         The validated :class:`ProjectConfig`.
+
+    Raises:
+        ConfigError: the file is missing or not YAML/TOML, or a key is unknown or its value
+            invalid; the message names the file (when the value came from it) and the key.
     """
     env = dict(os.environ) if env is None else env
     data: dict[str, Any] = {}
@@ -244,4 +325,12 @@ def load_config(
     }
     data = _merge(data, {"paths": {k: v for k, v in env_paths.items() if v}})
     data = _merge(data, overrides or {})
-    return ProjectConfig.model_validate(data)
+    try:
+        return ProjectConfig.model_validate(data)
+    except ValidationError as err:
+        first = err.errors()[0]
+        loc = tuple(first["loc"])
+        from_override = _lookup(overrides or {}, loc)
+        source = Path(file) if file is not None and not from_override else None
+        key = ".".join(str(part) for part in loc)
+        raise ConfigError(_describe(first), key=key, source=source) from err

@@ -7,9 +7,10 @@ that ``--help`` stays fast.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
+from typer.core import TyperGroup
 
 from interest import (
     bento_cmd,
@@ -23,9 +24,26 @@ from interest import (
     synth_cmd,
     train_cmd,
 )
+from interest.common import USAGE, apply_global_options, fail
+
+
+class _OneLineErrors(TyperGroup):
+    """Reports a bad option value in one line (``error: Invalid value for '--x': ...``).
+
+    Click would print a usage box; the other usage errors (unknown option, missing value)
+    keep it, since the box's ``--help`` hint helps there.
+    """
+
+    def invoke(self, ctx: typer.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except typer.BadParameter as err:
+            raise fail(err.format_message(), USAGE) from err
+
 
 app = typer.Typer(
     name="interest",
+    cls=_OneLineErrors,
     help="Forecast how e-commerce users' interests evolve: data, training, serving, monitoring.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
@@ -44,9 +62,16 @@ def main(
             envvar="INTEREST_CONFIG",
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show INFO logs (Optuna, TensorFlow, ...).")
+    ] = False,
+    debug: Annotated[
+        bool, typer.Option("--debug", help="On an error, show the traceback, not one line.")
+    ] = False,
 ) -> None:
     """Global options shared by every command."""
-    ctx.obj = {"config_path": config}
+    apply_global_options(verbose, debug)  # before any command imports TensorFlow
+    ctx.obj = {"config_path": config, "verbose": verbose, "debug": debug}
 
 
 data_cmd.app.command("generate")(synth_cmd.generate)

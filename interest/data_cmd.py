@@ -8,10 +8,9 @@ from typing import Annotated, Literal
 
 import typer
 
-from core.config import DataFormat
 from eventlogs.loaders import load_events, write_events
 from eventlogs.validation import DataValidationError
-from interest.common import config_from, fail
+from interest.common import FormatOption, check_time, config_from, fail
 
 app = typer.Typer(help="Validate event logs and report what would be kept or dropped.")
 
@@ -20,10 +19,7 @@ app = typer.Typer(help="Validate event logs and report what would be kept or dro
 def validate(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Event file (CSV or Parquet by suffix).")],
-    format: Annotated[
-        DataFormat | None,
-        typer.Option("--format", "-f", help="Source layout (default: data.format)."),
-    ] = None,
+    format: FormatOption = None,
     category_key: Annotated[
         Literal["category_id", "brand", "item_id"] | None,
         typer.Option(help="Source key that becomes the canonical category_id."),
@@ -36,10 +32,11 @@ def validate(
         float | None, typer.Option(help="Fail when a larger share of rows is invalid.")
     ] = None,
     window_start: Annotated[
-        str | None, typer.Option(help="Keep events at or after this UTC ISO time.")
+        str | None,
+        typer.Option(help="Keep events at or after this UTC ISO time.", callback=check_time),
     ] = None,
     window_end: Annotated[
-        str | None, typer.Option(help="Keep events before this UTC ISO time.")
+        str | None, typer.Option(help="Keep events before this UTC ISO time.", callback=check_time)
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
     out: Annotated[
@@ -62,10 +59,7 @@ def validate(
             "window_end": window_end,
         }
     }
-    try:
-        config = config_from(ctx, overrides)
-    except ValueError as exc:
-        raise fail(f"invalid option: {exc}") from exc
+    config = config_from(ctx, overrides)
     try:
         result = load_events(path, config.data)
     except DataValidationError as exc:

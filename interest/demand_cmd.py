@@ -15,7 +15,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interest.common import config_from, fail
+from interest.common import FormatOption, check_time, config_from, fail
 
 if TYPE_CHECKING:  # annotations only: keep `--help` fast
     import pandas as pd
@@ -48,13 +48,13 @@ def print_demand(table: pd.DataFrame, top: int, title: str) -> None:
 def demand(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Event log (CSV or Parquet).", exists=True)],
-    cutoff: Annotated[str, typer.Option(help="Start of the forecast period (UTC ISO time).")],
+    cutoff: Annotated[
+        str, typer.Option(help="Start of the forecast period (UTC ISO time).", callback=check_time)
+    ],
     version: Annotated[
         str, typer.Option("--version", help="Registered version number or alias.")
     ] = "champion",
-    format: Annotated[
-        str | None, typer.Option("--format", help="taobao|tmall|amazon|rees46|generic|canonical.")
-    ] = None,
+    format: FormatOption = None,
     out: Annotated[Path | None, typer.Option(help="Write every category's row as CSV.")] = None,
     top: Annotated[int, typer.Option(min=1, help="Categories to print.")] = 15,
 ) -> None:

@@ -17,7 +17,7 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from interest.common import config_from, fail
+from interest.common import FormatOption, config_from, fail
 
 if TYPE_CHECKING:  # annotations only: training.contenders imports TensorFlow and MLflow
     from evaluation.samples import Scored
@@ -77,9 +77,7 @@ def evaluate(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Event log (CSV or Parquet).", exists=True)],
     version: Annotated[str, typer.Argument(help="Version number or alias.")] = "champion",
-    format: Annotated[
-        str | None, typer.Option("--format", help="taobao|tmall|amazon|rees46|generic|canonical.")
-    ] = None,
+    format: FormatOption = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Re-score a registered version and the baselines on the current test split of --data."""

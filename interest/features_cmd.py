@@ -13,11 +13,18 @@ from typing import Annotated
 import typer
 
 from core.arrays import SequenceArrays
-from core.config import DataFormat, ProjectConfig
+from core.config import ProjectConfig
 from core.dataset import PreparedData, prepare_dataset
 from eventlogs.loaders import load_events
 from eventlogs.stream import prepare_streaming
-from interest.common import config_from, echo_err, fail
+from interest.common import (
+    FormatOption,
+    HorizonOption,
+    TestCutoffOption,
+    config_from,
+    echo_err,
+    fail,
+)
 
 
 def save_prepared(data: PreparedData, out: Path) -> list[Path]:
@@ -66,15 +73,13 @@ def build(
     ctx: typer.Context,
     path: Annotated[Path, typer.Argument(help="Event log (.csv or .parquet).")],
     out: Annotated[Path, typer.Option(help="Folder for the arrays and artifacts.")],
-    format: Annotated[
-        DataFormat | None, typer.Option("--format", help="Source format (default: config).")
-    ] = None,
+    format: FormatOption = None,
     name: Annotated[
         str | None, typer.Option(help="Dataset name for the fingerprint (default: file stem).")
     ] = None,
-    horizon: Annotated[str | None, typer.Option(help="Label window, e.g. 3D.")] = None,
+    horizon: HorizonOption = None,
     max_events: Annotated[int | None, typer.Option(help="Events per sequence (N).")] = None,
-    test_cutoff: Annotated[str | None, typer.Option(help="Test cutoff, ISO UTC.")] = None,
+    test_cutoff: TestCutoffOption = None,
     streaming: Annotated[
         bool,
         typer.Option(help="Out of core (canonical files only): shards in out/<split>/part-*.npz."),

@@ -26,7 +26,15 @@ import pandas as pd
 import typer
 
 from core.config import ProjectConfig
-from interest.common import config_from, echo_err, fail
+from interest.common import (
+    FormatOption,
+    check_duration,
+    check_time,
+    config_from,
+    echo_err,
+    fail,
+    quiet_libraries,
+)
 from interest.exit_codes import exit_code
 
 if TYPE_CHECKING:  # annotations only: pipelines.monitor imports TensorFlow
@@ -61,11 +69,15 @@ def _window(since: str | None, window: str | None, now: datetime) -> tuple[datet
 def drift(
     ctx: typer.Context,
     since: Annotated[
-        str | None, typer.Option(help="Window start, ISO time (UTC if naive).")
+        str | None,
+        typer.Option(help="Window start, ISO time (UTC if naive).", callback=check_time),
     ] = None,
     window: Annotated[
         str | None,
-        typer.Option(help=f"Window length up to now, e.g. 24h (default {DEFAULT_WINDOW})."),
+        typer.Option(
+            help=f"Window length up to now, e.g. 24h (default {DEFAULT_WINDOW}).",
+            callback=check_duration,
+        ),
     ] = None,
     reference: Annotated[
         Path | None,
@@ -174,14 +186,20 @@ def run(
         Path | None,
         typer.Option(help="Recent raw event log to retrain on (default monitoring.data_path)."),
     ] = None,
-    format: Annotated[
-        str | None, typer.Option("--format", help="Format of --data (default data.format).")
-    ] = None,
+    format: FormatOption = None,
     window: Annotated[
-        str, typer.Option(help="Length of the aligned window: the last complete one is checked.")
+        str,
+        typer.Option(
+            help="Length of the aligned window: the last complete one is checked.",
+            callback=check_duration,
+        ),
     ] = DEFAULT_WINDOW,
-    since: Annotated[str | None, typer.Option(help="Explicit window start (with --until).")] = None,
-    until: Annotated[str | None, typer.Option(help="Explicit window end (with --since).")] = None,
+    since: Annotated[
+        str | None, typer.Option(help="Explicit window start (with --until).", callback=check_time)
+    ] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Explicit window end (with --since).", callback=check_time)
+    ] = None,
     trials: Annotated[
         int | None, typer.Option(help="Optuna trials (default monitoring.retrain_trials).")
     ] = None,
@@ -200,7 +218,10 @@ def run(
     from pipelines.monitor import RetrainRequest, run_monitor
     from training.outage import ServiceOutage
 
-    config = config_from(ctx)
+    config = config_from(
+        ctx, {"monitoring": {"data_format": format}}, names={"data_format": "--format"}
+    )
+    quiet_libraries(ctx)
     config_path = (ctx.find_root().obj or {}).get("config_path")
     mon = config.monitoring
     now = datetime.now(UTC)
@@ -209,7 +230,7 @@ def run(
     if data is not None:
         request = RetrainRequest(
             data=Path(data),
-            format=format or mon.data_format or config.data.format,
+            format=mon.data_format or config.data.format,
             trials=trials or mon.retrain_trials,
             epochs=epochs or mon.retrain_epochs,
             timeout_s=retrain_timeout,
@@ -232,11 +253,13 @@ def run(
 def performance(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Event log holding the ground truth.", exists=True)],
-    format: Annotated[
-        str | None, typer.Option("--format", help="Format of --data (default data.format).")
+    format: FormatOption = None,
+    since: Annotated[
+        str | None, typer.Option(help="First logged_at to score (ISO).", callback=check_time)
     ] = None,
-    since: Annotated[str | None, typer.Option(help="First logged_at to score (ISO).")] = None,
-    until: Annotated[str | None, typer.Option(help="Last logged_at to score (ISO).")] = None,
+    until: Annotated[
+        str | None, typer.Option(help="Last logged_at to score (ISO).", callback=check_time)
+    ] = None,
     bundle: Annotated[
         Path | None,
         typer.Option(help="Bundle folder whose vocabulary labels (default: the champion's)."),

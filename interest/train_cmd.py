@@ -8,7 +8,17 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from interest.common import config_from, echo_err, fail
+from interest.common import (
+    FormatOption,
+    HorizonOption,
+    PeriodOption,
+    TestCutoffOption,
+    check_time,
+    config_from,
+    echo_err,
+    fail,
+    quiet_libraries,
+)
 
 if TYPE_CHECKING:  # annotations only: the real imports are deferred (TensorFlow)
     from core.dataset import PreparedData
@@ -23,9 +33,7 @@ EXIT_OUTAGE = 75
 def tune(
     ctx: typer.Context,
     data: Annotated[Path, typer.Option(help="Event log (CSV or Parquet).", exists=True)],
-    format: Annotated[
-        str | None, typer.Option("--format", help="taobao|tmall|amazon|rees46|generic|canonical.")
-    ] = None,
+    format: FormatOption = None,
     category_key: Annotated[
         str | None, typer.Option(help="Source key used as category: category_id|brand|item_id.")
     ] = None,
@@ -48,10 +56,12 @@ def tune(
         str | None, typer.Option(help="Optuna storage URL (default: SQLite in the state folder).")
     ] = None,
     tracking_uri: Annotated[str | None, typer.Option(help="MLflow tracking URI.")] = None,
-    test_cutoff: Annotated[str | None, typer.Option(help="Test cutoff (UTC ISO).")] = None,
-    val_cutoff: Annotated[str | None, typer.Option(help="Validation cutoff (UTC ISO).")] = None,
-    horizon: Annotated[str | None, typer.Option(help="Label horizon, e.g. 3D.")] = None,
-    period: Annotated[str | None, typer.Option(help="Trajectory period: hour|day|week.")] = None,
+    test_cutoff: TestCutoffOption = None,
+    val_cutoff: Annotated[
+        str | None, typer.Option(help="Validation cutoff (UTC ISO).", callback=check_time)
+    ] = None,
+    horizon: HorizonOption = None,
+    period: PeriodOption = None,
     n_train_cutoffs: Annotated[int | None, typer.Option(help="Rolling training cutoffs.")] = None,
     register: Annotated[
         bool, typer.Option(help="Register the refit winner and run the promotion gate.")
@@ -107,12 +117,14 @@ def tune(
             },
             "features": {"horizon": horizon, "period": period},
         },
+        names={"timeout_s": "--timeout", "optuna_storage": "--storage"},
     )
     # Imported here: the pipeline pulls in TensorFlow, and `interest --help` must stay fast.
     from eventlogs.validation import DataValidationError
     from pipelines.train import TrainRequest, join_study, train
     from training.outage import ServiceOutage, limit_http_retries
 
+    quiet_libraries(ctx)
     limit_http_retries()
     if worker_only and not resume:
         raise fail("--worker-only joins an existing study: pass --study-name S --resume")
