@@ -19,7 +19,7 @@ import pandas as pd
 from optuna.visualization import plot_optimization_history, plot_param_importances
 
 from core.config import ProjectConfig
-from core.dataset import PreparedData
+from core.dataset import PreparedData, prepare_refit_data
 from training.outage import OutageGuard, tracked_run
 from training.promotion import PromotionDecision
 from training.refit import RefitResult, gate_and_register, refit_best
@@ -154,8 +154,19 @@ def run_study(
             guard.stage = f"refitting trial {best.number}"
             plan = TrialPlan.from_params(best.params)
             epochs = int(best.user_attrs.get("epochs", config.train.epochs))
+            # The refit learns on train + validation, so its vocabulary covers both; a warm
+            # start keeps the champion's index space.
+            refit_data = (
+                data if warm_start is not None else prepare_refit_data(events, config, data)
+            )
             refit = refit_best(
-                config, events, data, plan, epochs=epochs, warm_start=warm_start, study_name=name
+                config,
+                events,
+                refit_data,
+                plan,
+                epochs=epochs,
+                warm_start=warm_start,
+                study_name=name,
             )
             outcome.refit = refit
         if register:

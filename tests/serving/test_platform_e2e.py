@@ -3,8 +3,10 @@ a real ``bentoml serve`` whose answers equal the registry model's own prediction
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -52,8 +54,26 @@ def registered(tmp_path_factory):
         )
     version = str(register_run(config, refit.run_id, study_name="e2e").version)
     promote_version(config, version, force=True)
-    (state / "config.yaml").write_text(json.dumps({"serving": {"log_rotate_rows": 100}}))
-    return {"config": config, "state": state, "version": version, "run_id": refit.run_id}
+    (state / "config.yaml").write_text(
+        json.dumps({"serving": {"log_rotate_rows": 100, "champion_check_s": 1}})
+    )
+
+    def refit_and_register(seed: int) -> str:
+        plan = TrialPlan(dataclasses.replace(small, units=8 + seed))
+        with mlflow.start_run(run_name=f"study-platform-e2e-{seed}"):
+            again = refit_best(
+                config, events, data, plan, epochs=1, warm_start=None, study_name="e2e"
+            )
+        return str(register_run(config, again.run_id, study_name="e2e").version)
+
+    return {
+        "config": config,
+        "state": state,
+        "version": version,
+        "run_id": refit.run_id,
+        "events": events,
+        "refit_and_register": refit_and_register,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -191,3 +211,94 @@ def test_prediction_log_has_the_served_records(served):
     assert len(rows) >= 3  # alice, bob and this one
     assert {r["model_version"] for r in rows} == {served["version"]}
     assert all(r["model_name"] == MODEL for r in rows)
+
+
+def _model_info(url: str, until: Callable[[dict], bool], timeout: float = 20) -> dict:
+    """``GET /model`` until ``until(info)`` holds (the service checks the registry each 1 s)."""
+    deadline, info = time.monotonic() + timeout, {}
+    while time.monotonic() < deadline:
+        info = httpx.get(f"{url}/model", timeout=10).json()
+        if until(info):
+            return info
+        time.sleep(0.5)
+    raise AssertionError(f"/model never satisfied the condition: {info}")
+
+
+def _log_rows(state: Path) -> list[dict]:
+    files = sorted((state / "predictions").glob("predictions-*.jsonl"))
+    return [json.loads(line) for f in files for line in f.read_text().splitlines()]
+
+
+def test_lifecycle_promote_deploy_shadow_drift_rollback(served):
+    """v1 served -> v2 promoted and deployed -> v3 in shadow -> drift per version -> rollbacks.
+
+    Runs last in the module: it moves the champion.
+    """
+    from core.predlog import read_prediction_log
+    from monitoring.check import check_window
+    from monitoring.online import compare_shadows
+    from monitoring.performance import BundleLabelling, evaluate_log
+    from monitoring.reference import version_bundle
+    from pipelines.deploy import deploy
+    from pipelines.status import deployment_status
+    from pipelines.traffic import replay
+    from serving.registry_import import import_from_registry
+    from training.registry import model_history, promote_version, rollback
+
+    config, url, state, v1 = served["config"], served["url"], served["state"], served["version"]
+    started = datetime.now(UTC)
+    v2, v3 = served["refit_and_register"](1), served["refit_and_register"](2)
+    # Tiny one-epoch models: the gate's own verdict is tested in tests/training; force it here.
+    assert promote_version(config, v2, force=True).forced
+
+    # The running v1 learns from the registry that it is no longer the champion.
+    info = _model_info(url, lambda i: i["is_champion"] is False)
+    assert info["model"]["version"] == v1 and info["champion_version"] == v2
+    events = served["events"]
+    cutoff = events["timestamp"].max() - pd.Timedelta("4D")
+    assert replay(url, events, [cutoff], "7D", max_users=40, seed=1) > 0  # v1's traffic
+
+    done = deploy(config, "champion", url=url, config_path=state / "config.yaml")
+    assert done.served_version == v2
+    info = _model_info(url, lambda i: i["is_champion"] is True)
+    assert info["model"]["version"] == v2
+    assert deployment_status(config)["model_version"] == v2
+    assert deployment_status(config)["is_champion"] is True
+
+    shadow_tag = import_from_registry(config, alias=None, version=v3).tag
+    answer = httpx.post(f"{url}/admin/shadow", json={"model_tag": shadow_tag}, timeout=120)
+    assert answer.status_code == 200, answer.text
+    assert replay(url, events, [cutoff], "7D", max_users=40, seed=2) > 0  # v2 + shadow v3
+    answer = httpx.post(f"{url}/predict", json={"events": _events(["g00-c00"], 3)}, timeout=30)
+    assert answer.json()["model"]["version"] == v2  # the shadow never answers
+
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        rows = _log_rows(state)
+        shadow = {r["request_id"] for r in rows if r.get("shadow")}
+        if len(shadow) >= 40:
+            break
+        time.sleep(0.5)
+    served_ids = {r["request_id"] for r in rows if r["model_version"] == v2 and not r.get("shadow")}
+    assert shadow and shadow <= served_ids
+    assert {r["model_version"] for r in rows if r.get("shadow")} == {v3}
+
+    # Realised performance of served v2 and shadow v3 on the same requests, with an interval.
+    window = read_prediction_log(state / "predictions", started, datetime.now(UTC))
+    labelling = BundleLabelling.load(version_bundle(config, v2))
+    result = evaluate_log(window, events, labelling, 10)
+    assert {v2, f"{v3}-shadow"} <= set(result.samples)
+    assert result.shadowing == {f"{v3}-shadow": {v2}}
+    (online,) = compare_shadows(result.samples, config.registry, "recall_at_10", result.shadowing)
+    assert online.served_version == v2 and online.interval.n_users > 10
+    assert online.interval.lower <= online.interval.point <= online.interval.upper
+
+    # A window with v1 and v2 traffic: each part against its own version's reference.
+    check = check_window(config, None, started, datetime.now(UTC), stamp="e2e", trigger="test")
+    assert {c.version for c in check.versions} == {v1, v2}
+    assert len({c.reference for c in check.versions}) == 2
+
+    assert rollback(config, reason="canary").to_version == v1
+    assert rollback(config, reason="undo").to_version == v2
+    moves = [(m.from_version, m.to_version) for m in model_history(config) if m.alias == "champion"]
+    assert moves[-3:] == [(v1, v2), (v2, v1), (v1, v2)]
