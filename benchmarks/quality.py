@@ -2,14 +2,18 @@
 
 One command::
 
-    .venv/bin/python benchmarks/quality.py [--budget small|full] [--tasks taobao,tmall]
+    .venv/bin/python benchmarks/quality.py [--budget small|full] [--tasks taobao,tmall] [--no-extras]
 
 For each task (:mod:`benchmarks.quality_data`) it runs a fixed-budget study through
 ``training.tune.run_study`` (temporary state folder and MLflow store, ``register=False``)
 and prints the refit winner's test metrics next to the baselines scored on the same test
 samples by the refit run (``baseline.*``), with the ratio model / best baseline (for the
-trajectory JS divergence, lower is better: ratio < 1 beats persistence). On the first task
-it also measures
+trajectory JS divergence, lower is better: ratio < 1 beats persistence). The baselines are
+all of :mod:`evaluation.suite` (heuristics tuned on validation, ``gbdt_rerank``); per task the
+JSON holds ``<metric>_ratio`` against the best of them on the same users, ``buy_auc_delta``,
+the calibrated ``buy_ece``, and ``protocol``: the README's rows reproduced on its exact users
+next to the tuned heuristics and ``gbdt_rerank`` there. Unless ``--no-extras``, the first task
+also measures
 
 * overhead: a trial of the winning plan through the tuned pipeline (nested MLflow run,
   per-epoch validation, Optuna reporting) against plain ``fit_model`` of the same plan on
@@ -24,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
 import tempfile
@@ -42,6 +47,8 @@ BUDGETS: dict[str, dict[str, Any]] = {
 METRICS: dict[str, bool] = {
     "recall_at_10": True,
     "ndcg_at_10": True,
+    "repeat_recall_at_10": True,
+    "explore_recall_at_10": True,
     "buy_auc": True,
     "churn_auc": True,
     "trajectory_js": False,
@@ -53,8 +60,10 @@ def compare(model: dict[str, float], baselines: dict[str, dict[str, float]]) -> 
     """Per metric: model value, best baseline (name, value) and model / best baseline."""
     rows: dict[str, Any] = {}
     for metric, higher in METRICS.items():
-        values = {n: b[metric] for n, b in baselines.items() if b.get(metric) == b.get(metric)}
-        if not values or model.get(metric) != model.get(metric):
+        values = {
+            n: b[metric] for n, b in baselines.items() if b.get(metric, math.nan) == b.get(metric)
+        }
+        if not values or metric not in model or model[metric] != model[metric]:
             continue
         best = (max if higher else min)(values, key=values.get)
         ratio = model[metric] / values[best] if values[best] else float("nan")
@@ -69,6 +78,26 @@ def compare(model: dict[str, float], baselines: dict[str, dict[str, float]]) -> 
     return rows
 
 
+def task_ratios(model: dict[str, float], baselines: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The issue's keys: model / best baseline per metric, the buy AUC gap, calibrated ECE."""
+    rows = compare(model, baselines)
+
+    def ratio(metric: str) -> float | None:
+        return rows[metric]["ratio"] if metric in rows else None
+
+    out: dict[str, Any] = {
+        f"{m}_ratio": ratio(m)
+        for m in ("recall_at_10", "ndcg_at_10", "explore_recall_at_10", "repeat_recall_at_10")
+    }
+    buy = rows.get("buy_auc")
+    out["buy_auc_delta"] = buy["model"] - buy["baseline"] if buy else None
+    out["buy_ece"] = model.get("buy_ece")
+    out["buy_ece_raw"] = model.get("buy_ece_raw")
+    out["trajectory_js_ratio"] = ratio("trajectory_js")
+    out["demand_wape_ratio"] = None  # no demand forecast metric in the model's outputs yet
+    return out
+
+
 def measure_overhead(config: Any, data: Any, params: dict[str, Any]) -> dict[str, float]:
     """Seconds per epoch of one trial in the tuned pipeline vs plain ``fit_model``."""
     import mlflow
@@ -76,7 +105,7 @@ def measure_overhead(config: Any, data: Any, params: dict[str, Any]) -> dict[str
 
     from training.fit import fit_model
     from training.search import TrialPlan
-    from training.tune import make_objective
+    from training.trials import make_objective
 
     params = {**params, "init": "scratch"}  # pre-training time is not epoch time
     epochs, batch = config.train.epochs, config.train.batch_size
@@ -114,7 +143,7 @@ def measure_pruning(config: Any, data: Any, study_name: str) -> dict[str, float]
     import mlflow
     import optuna
 
-    from training.tune import make_objective
+    from training.trials import make_objective
 
     storage = config.paths.resolved().optuna_storage
     median = optuna.load_study(study_name=study_name, storage=storage)
@@ -140,7 +169,7 @@ def measure_pruning(config: Any, data: Any, study_name: str) -> dict[str, float]
 
 def run_task(name: str, budget: dict[str, Any], extras: bool) -> dict[str, Any]:
     """Study, refit and comparison for one task (plus overhead/pruning when ``extras``)."""
-    from benchmarks.quality_data import TASKS, prepare_task, task_config
+    from benchmarks.quality_data import TASKS, prepare_task, protocol_figures, task_config
     from training.tune import run_study
 
     task = TASKS[name]
@@ -163,7 +192,9 @@ def run_task(name: str, budget: dict[str, Any], extras: bool) -> dict[str, Any]:
             "baselines": outcome.refit.baselines,
             "readme_best": task.readme,
             "compare": compare(outcome.refit.test_metrics, outcome.refit.baselines),
+            "protocol": protocol_figures(task, events),
         }
+        out.update(task_ratios(outcome.refit.test_metrics, outcome.refit.baselines))
         if extras:
             out["pruning"] = measure_pruning(config, data, study)
             out["overhead"] = measure_overhead(config, data, outcome.best_params)
@@ -180,6 +211,12 @@ def print_table(results: dict[str, Any]) -> None:
                 f"{task:<8}{metric:<15}{row['model']:>8.4f}{row['baseline']:>10.4f}  "
                 f"{row['best_baseline']:<16}{row['ratio']:.3f}{flag}"
             )
+        for name, row in res["protocol"].items():
+            readme = row.get("readme_recall_at_10")
+            ref = "" if readme is None else f"  (README {readme:.4f})"
+            print(f"{task:<8}protocol {name:<24}recall@10 {row['recall_at_10']:.4f}{ref}")
+        keys = ("recall_at_10_ratio", "explore_recall_at_10_ratio", "buy_auc_delta", "buy_ece")
+        print(f"{task} " + ", ".join(f"{k}={res.get(k)}" for k in keys))
         for key in ("overhead", "pruning"):
             if key in res:
                 print(f"{task} {key}: " + ", ".join(f"{k}={v:.3g}" for k, v in res[key].items()))
@@ -191,12 +228,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="small")
     parser.add_argument("--tasks", default="taobao,tmall", help="comma-separated task names")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument("--no-extras", action="store_true", help="skip overhead and pruning")
     args = parser.parse_args(argv)
     budget = BUDGETS[args.budget]
     results: dict[str, Any] = {"budget": args.budget, **budget, "tasks": {}}
     start = time.perf_counter()
     for i, name in enumerate(args.tasks.split(",")):
-        results["tasks"][name] = run_task(name.strip(), budget, extras=i == 0)
+        results["tasks"][name] = run_task(
+            name.strip(), budget, extras=i == 0 and not args.no_extras
+        )
     results["seconds"] = time.perf_counter() - start
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)

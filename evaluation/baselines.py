@@ -37,7 +37,10 @@ from evaluation.metrics import auc, ranking_metrics
 
 #: Event weights for personal frequency (README protocol); other behaviours weigh 1.
 BEHAVIOR_WEIGHTS: dict[str, float] = {"view": 1.0, "fav": 2.0, "cart": 3.0, "buy": 1.0}
-BASELINE_NAMES: tuple[str, ...] = ("popularity", "personal_freq", "personal_decay")
+HEURISTIC_NAMES: tuple[str, ...] = ("popularity", "personal_freq", "personal_decay")
+#: Every baseline the gate faces: the heuristics and the learned ``gbdt_rerank``
+#: (:mod:`evaluation.suite`).
+BASELINE_NAMES: tuple[str, ...] = (*HEURISTIC_NAMES, "gbdt_rerank")
 
 
 def _utc(value: str | pd.Timestamp | np.datetime64) -> pd.Timestamp:
@@ -305,7 +308,7 @@ def baseline_predictions(
             "churn": np.zeros(n),
             "trajectory": trajectory,
         }
-        for name in BASELINE_NAMES
+        for name in HEURISTIC_NAMES
     }
     cutoffs = pd.to_datetime(arrays.cutoff)
     for cutoff in np.unique(cutoffs):
@@ -318,7 +321,7 @@ def baseline_predictions(
             past, cut, users, vocab.encode, tie_key, pd.Timedelta(pop_window), half_life, weights
         )
         p_buy, p_churn = score_activity(past, cut, users, pd.Timedelta(horizon))
-        for name in BASELINE_NAMES:
+        for name in HEURISTIC_NAMES:
             out[name]["next_cats"][rows] = scores[name]
             out[name]["buy"][rows] = p_buy
             out[name]["churn"][rows] = p_churn

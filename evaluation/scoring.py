@@ -13,9 +13,9 @@ from core.arrays import SequenceArrays
 from core.config import FeatureConfig, TrainConfig
 from core.features import build_features
 from core.vocab import Vocabulary
-from evaluation.baselines import baseline_predictions
 from evaluation.metrics import evaluate_predictions
 from evaluation.samples import Scored, score_predictions
+from evaluation.suite import run_baseline_suite
 from modelkit.bundle import Bundle
 
 
@@ -61,26 +61,33 @@ def score_baselines(
     vocab: Vocabulary,
     features: FeatureConfig,
     train: TrainConfig,
+    val: SequenceArrays | None = None,
 ) -> dict[str, Scored]:
     """Every baseline scored on ``arrays`` like a model, per sample and on average.
+
+    The heuristics are tuned on ``val`` (:func:`evaluation.suite.run_baseline_suite`) and
+    read the full history before each cutoff; ``gbdt_rerank`` learns on earlier cutoffs.
 
     Args:
         events: canonical events covering the history before the cutoffs of ``arrays``.
         arrays: labelled samples (a model's test split in its vocabulary).
         vocab: the vocabulary ``arrays`` were encoded with.
-        features: horizon and history cap of the samples.
-        train: the baselines' popularity window and decay half-life.
+        features: the samples' horizon.
+        train: the heuristics' untuned popularity window and half-life (used without
+            ``val``) and the learned baseline's seed.
+        val: labelled validation samples in the same vocabulary, to tune on.
 
     Returns:
         ``{baseline: Scored}`` keyed by :data:`evaluation.baselines.BASELINE_NAMES`.
     """
-    preds = baseline_predictions(
+    suite = run_baseline_suite(
         events,
         arrays,
         vocab,
+        features.horizon,
+        val=val,
         pop_window=train.baseline_pop_window,
-        half_life=train.baseline_half_life_days,
-        horizon=features.horizon,
-        history=features.history,
+        half_life_days=train.baseline_half_life_days,
+        seed=train.seed,
     )
-    return {name: score_predictions(pred, arrays) for name, pred in preds.items()}
+    return suite.scored

@@ -17,10 +17,13 @@ KS: tuple[int, ...] = (1, 3, 5, 10, 20, 50)
 CARD_METRICS: tuple[str, ...] = (
     "recall_at_10",
     "ndcg_at_10",
+    "repeat_recall_at_10",
+    "explore_recall_at_10",
     "buy_auc",
     "churn_auc",
     "trajectory_js",
 )
+CALIBRATION_METRICS: tuple[str, ...] = ("ece_raw", "ece", "threshold", "f1")
 
 
 def _fmt(value: float | None) -> str:
@@ -40,6 +43,29 @@ def metrics_table(model: Mapping[str, float], baselines: Mapping[str, Mapping[st
         cells = [_fmt(model.get(metric))] + [_fmt(baselines[b].get(metric)) for b in names]
         lines.append(f"| {metric} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def params_lines(baseline_params: Mapping[str, Mapping[str, Any]]) -> list[str]:
+    """One bullet per baseline: the parameters chosen on validation."""
+    return [
+        f"- **{name}**: " + ", ".join(f"{k}={v}" for k, v in values.items())
+        for name, values in baseline_params.items()
+    ]
+
+
+def calibration_lines(
+    model: Mapping[str, float], calibration: Mapping[str, Mapping[str, Any]]
+) -> list[str]:
+    """Markdown table: per head, the fitted map and test ECE before/after, F1 at threshold."""
+    lines = [
+        "| head | calibration | ECE raw | ECE calibrated | threshold (val) | F1 |",
+        "|---|---|---|---|---|---|",
+    ]
+    for head, params in calibration.items():
+        fitted = ", ".join(f"{k}={v:.3g}" for k, v in params.items() if isinstance(v, float))
+        cells = [_fmt(model.get(f"{head}_{m}")) for m in CALIBRATION_METRICS]
+        lines.append(f"| {head} | {params.get('method')} ({fitted}) | " + " | ".join(cells) + " |")
+    return lines
 
 
 def save_plots(
@@ -127,18 +153,40 @@ def write_card(
     params: Mapping[str, Any],
     fingerprint: Mapping[str, Any],
     plots: list[Path],
+    baseline_params: Mapping[str, Mapping[str, Any]] | None = None,
+    calibration: Mapping[str, Mapping[str, Any]] | None = None,
 ) -> Path:
-    """Write the Markdown model card next to its plots."""
+    """Write the Markdown model card next to its plots.
+
+    ``baseline_params`` (chosen on validation) and ``calibration`` (per head, fitted on
+    validation) add their sections when given.
+    """
     lines = [
         f"# {title}",
         "",
         "Predicts, per user at a cutoff: next-horizon categories (ranked), purchase, churn and",
         "the category-interest trajectory over the next periods.",
         "",
-        "## Test metrics vs heuristic baselines (same split)",
+        "## Test metrics vs baselines (same split; heuristics tuned on validation, gbdt_rerank)",
         "",
         metrics_table(model_metrics, baselines),
         "",
+    ]
+    if baseline_params:
+        lines += [
+            "## Baseline parameters (chosen on validation)",
+            "",
+            *params_lines(baseline_params),
+            "",
+        ]
+    if calibration:
+        lines += [
+            "## Calibration (fitted on validation, measured on test; ECE over 10 bins)",
+            "",
+            *calibration_lines(model_metrics, calibration),
+            "",
+        ]
+    lines += [
         "## Training data",
         "",
         *[f"- **{k}**: {v}" for k, v in fingerprint.items()],

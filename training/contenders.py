@@ -163,7 +163,7 @@ def rescore_version(
     """Score registered ``version`` (number or alias) on the current test split of ``events``.
 
     The version encodes the samples with its own vocabulary and feature config; the
-    baselines are scored on the same samples.
+    baselines are tuned on the validation cutoff and scored on the same test samples.
 
     Raises:
         LookupError: the version or its bundle does not exist.
@@ -176,9 +176,13 @@ def rescore_version(
         bundle = load_bundle(download_bundle(config, number, Path(tmp)))
         arrays = bundle_arrays(bundle, events, splits.test)
         model = score_predictions(bundle.predict(arrays.inputs()), arrays)
-    scored = (
-        score_baselines(events, arrays, bundle.vocab, bundle.feature_config, config.train)
-        if baselines
-        else {}
-    )
+    scored = {}
+    if baselines:
+        # The heuristics are tuned on the validation cutoff, as a user would tune them.
+        try:
+            val = bundle_arrays(bundle, events, splits.val)
+        except ValueError:  # no validation users: the heuristics keep their defaults
+            val = None
+        features = bundle.feature_config
+        scored = score_baselines(events, arrays, bundle.vocab, features, config.train, val)
     return Rescored(number, splits, split, model, scored)

@@ -22,9 +22,10 @@ from core.config import ProjectConfig
 from core.dataset import PreparedData
 from core.predlog import prediction_columns
 from core.profile import summarize_arrays
-from evaluation.baselines import baseline_predictions
-from evaluation.metrics import evaluate_predictions
+from evaluation.calibration import calibrate_heads
+from evaluation.samples import score_predictions
 from evaluation.scoring import score_bundle
+from evaluation.suite import BaselineSuite, run_baseline_suite
 from modelkit.bundle import save_bundle
 from modelkit.registry import download_bundle
 from training.card import save_plots, write_card
@@ -48,18 +49,43 @@ class RefitResult:
 
 def run_baselines(
     config: ProjectConfig, events: pd.DataFrame, data: PreparedData, arrays: SequenceArrays
-) -> tuple[dict[str, dict[str, np.ndarray]], dict[str, dict[str, float]]]:
-    """Baseline predictions on ``arrays`` and their metrics, scored like the model."""
-    preds = baseline_predictions(
+) -> BaselineSuite:
+    """Every baseline on ``arrays``, heuristics tuned on ``data.val``, scored like the model."""
+    return run_baseline_suite(
         events,
         arrays,
         data.vocab,
+        config.features.horizon,
+        val=data.val,
         pop_window=config.train.baseline_pop_window,
-        half_life=config.train.baseline_half_life_days,
-        horizon=config.features.horizon,
-        history=config.features.history,
+        half_life_days=config.train.baseline_half_life_days,
+        seed=config.train.seed,
     )
-    return preds, {name: evaluate_predictions(p, arrays) for name, p in preds.items()}
+
+
+def calibrate(
+    config: ProjectConfig,
+    data: PreparedData,
+    plan: TrialPlan,
+    epochs: int,
+    test_pred: dict[str, np.ndarray],
+) -> tuple[dict[str, Any], dict[str, np.ndarray], dict[str, float]]:
+    """Fit purchase/churn calibration on validation, apply it to ``test_pred``.
+
+    The refit model trained on validation, so its validation probabilities are in-sample;
+    a twin of the plan fitted on train only gives out-of-sample ones to calibrate on.
+    """
+    twin = fit_model(
+        plan,
+        data.spec,
+        data.train,
+        epochs=epochs,
+        batch_size=config.train.batch_size,
+        seed=config.train.seed,
+        pretrain_epochs=config.train.pretrain_epochs,
+    )
+    val_pred = predict_arrays(twin.model, data.val)
+    return calibrate_heads(val_pred, data.val.labels(), test_pred, data.test.labels())
 
 
 def reference_profile(
@@ -115,6 +141,8 @@ def log_model_artifacts(
             params=card["params"],
             fingerprint=data.fingerprint.to_dict(),
             plots=plots,
+            baseline_params=card.get("baseline_params"),
+            calibration=card.get("calibration"),
         )
         mlflow.log_artifacts(str(card_dir), "card")
 
@@ -148,9 +176,13 @@ def refit_best(
         )
         for epoch, row in enumerate(result.history):
             mlflow.log_metrics(finite_metrics(row, prefix="train_"), step=epoch)
-        pred = predict_arrays(result.model, data.test)
-        metrics = evaluate_predictions(pred, data.test)
-        baseline_pred, baselines = run_baselines(config, events, data, data.test)
+        raw = predict_arrays(result.model, data.test)
+        calibration, pred, calibration_metrics = calibrate(config, data, plan, epochs, raw)
+        # score_predictions adds the repeat/explore recall split to the mean metrics.
+        metrics = {**score_predictions(pred, data.test).metrics, **calibration_metrics}
+        suite = run_baselines(config, events, data, data.test)
+        baseline_pred, baselines = suite.preds, suite.metrics
+        mlflow.log_params(suite.flat_params())
         mlflow.log_metrics(finite_metrics(metrics))
         mlflow.log_metrics(baseline_metrics(baselines))
         log_samples(data.test, pred, baseline_pred)  # what the gate's paired bootstrap reads
@@ -162,6 +194,8 @@ def refit_best(
             "fingerprint": data.fingerprint.to_dict(),
             "split_hash": split_hash(data),
             "plan": plan.params(),
+            # Serving maps raw buy/churn through evaluation.calibration.apply_calibration.
+            "calibration": calibration,
         }
         log_model_artifacts(
             config,
@@ -176,6 +210,8 @@ def refit_best(
                 "baselines": baselines,
                 "params": plan.params(),
                 "study": study_name,
+                "baseline_params": suite.params,
+                "calibration": calibration,
             },
         )
     return RefitResult(run.info.run_id, result.model, plan, metrics, baselines)

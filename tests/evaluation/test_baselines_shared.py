@@ -1,4 +1,12 @@
-"""The README baseline tables, reproduced from the real samples (within 0.005)."""
+"""The README baseline tables, reproduced from the real samples (within 0.002).
+
+One row is the exception: Tmall's personal frequency. Its day-resolution log is full of
+exact score ties and the README does not say how it broke them; the tie orders tried give
+0.149-0.157 around its 0.1533 (ours, by category id string: 0.1507), so that row is held
+to 0.005. The README's Tmall rows say "personal frequency", not behaviour-weighted: they
+use plain counts (``WEIGHT_PRESETS["uniform"]``), which also brings the decay row within
+0.001 (weighted: 0.1649).
+"""
 
 from __future__ import annotations
 
@@ -13,10 +21,12 @@ from core.config import DataConfig
 from core.vocab import Vocabulary
 from evaluation.baselines import baseline_predictions, evaluate_baselines
 from evaluation.metrics import evaluate_predictions
+from evaluation.tuned import WEIGHT_PRESETS
 from eventlogs.loaders import load_events
 
 pytestmark = pytest.mark.shared_data
-TOL = 0.005
+TOL = 0.002
+TIES_TOL = 0.005  # Tmall personal frequency, see the module docstring
 TAOBAO_CUTOFF = "2017-11-30 16:00"  # 2017-12-01 00:00 China time
 TAOBAO_START = "2017-11-24 16:00"  # 2017-11-25 00:00 China time
 
@@ -33,10 +43,12 @@ def tmall(shared_data: Path) -> pd.DataFrame:
     return load_events(path, DataConfig(format="tmall", year=2014)).events
 
 
-def _check(out: dict[str, dict[str, float]], table: dict[str, tuple[float, float]]) -> None:
+def _check(
+    out: dict[str, dict[str, float]], table: dict[str, tuple[float, float]], tol: float = TOL
+) -> None:
     for name, (recall, ndcg) in table.items():
-        assert out[name]["recall_at_10"] == pytest.approx(recall, abs=TOL), name
-        assert out[name]["ndcg_at_10"] == pytest.approx(ndcg, abs=TOL), name
+        assert out[name]["recall_at_10"] == pytest.approx(recall, abs=tol), name
+        assert out[name]["ndcg_at_10"] == pytest.approx(ndcg, abs=tol), name
 
 
 def test_taobao_table(taobao):
@@ -55,15 +67,10 @@ def test_taobao_table(taobao):
 
 
 def test_tmall_table(tmall):
-    out = evaluate_baselines(tmall, "2014-07-16", "30D", "30D", 14.0)
-    _check(
-        out,
-        {
-            "popularity": (0.0772, 0.0862),
-            "personal_freq": (0.1533, 0.1692),
-            "personal_decay": (0.1655, 0.1858),
-        },
-    )
+    weights = WEIGHT_PRESETS["uniform"]
+    out = evaluate_baselines(tmall, "2014-07-16", "30D", "30D", 14.0, weights=weights)
+    _check(out, {"popularity": (0.0772, 0.0862), "personal_decay": (0.1655, 0.1858)})
+    _check(out, {"personal_freq": (0.1533, 0.1692)}, TIES_TOL)
     assert out["popularity"]["churn_auc"] == pytest.approx(0.827, abs=TOL)
     assert out["popularity"]["churn_rate"] == pytest.approx(0.063, abs=0.001)
     assert out["popularity"]["buy_auc"] == pytest.approx(0.714, abs=TOL)
