@@ -37,15 +37,22 @@ class _Strict(BaseModel):
 class Event(_Strict):
     """One raw behaviour event of the user."""
 
-    item_id: str = Field(min_length=1, max_length=256, examples=["2268318"])
-    category_id: str = Field(min_length=1, max_length=256, examples=["2520377"])
-    behavior: Behavior = Field(examples=["view"])
+    item_id: str = Field(
+        min_length=1, max_length=256, description="the item's source id", examples=["2268318"]
+    )
+    category_id: str = Field(
+        min_length=1,
+        max_length=256,
+        description="the category's source id (unknown ones count as oov_events)",
+        examples=["2520377"],
+    )
+    behavior: Behavior = Field(description="what the user did", examples=["view"])
     timestamp: datetime = Field(
         description="ISO 8601 (naive = UTC) or unix seconds", examples=["2017-12-03T10:15:00Z"]
     )
-    price: float | None = Field(None, allow_inf_nan=False)
-    brand: str | None = Field(None, max_length=256)
-    session_id: str | None = Field(None, max_length=256)
+    price: float | None = Field(None, allow_inf_nan=False, description="optional, unused")
+    brand: str | None = Field(None, max_length=256, description="optional brand id")
+    session_id: str | None = Field(None, max_length=256, description="optional session id")
 
     _utc = field_validator("timestamp")(_as_utc)
 
@@ -53,8 +60,38 @@ class Event(_Strict):
 class PredictRequest(_Strict):
     """One user's recent events and the prediction options."""
 
+    # OpenAPI 3.0's singular `example` (BentoML's spec model rejects `examples` here); the
+    # events precede the cutoff, so "Try it out" gets an answer rather than a 422.
+    model_config = ConfigDict(
+        json_schema_extra={
+            "example": {
+                "user_id": "u-1001",
+                "events": [
+                    {
+                        "item_id": "2268318",
+                        "category_id": "2520377",
+                        "behavior": "view",
+                        "timestamp": "2017-12-03T10:15:00Z",
+                    },
+                    {
+                        "item_id": "2333346",
+                        "category_id": "2520771",
+                        "behavior": "cart",
+                        "timestamp": "2017-12-03T10:21:00Z",
+                    },
+                ],
+                "top_k": 5,
+                "cutoff": "2017-12-03T12:00:00Z",
+            }
+        }
+    )
+
     user_id: str | None = Field(None, max_length=256, description="hashed before logging")
-    events: list[Event] = Field(min_length=1, max_length=HARD_MAX_EVENTS)
+    events: list[Event] = Field(
+        min_length=1,
+        max_length=HARD_MAX_EVENTS,
+        description="the user's events before the cutoff, any order (newest ones are used)",
+    )
     top_k: int | None = Field(None, ge=1, le=1000, description="default ServingConfig.top_k")
     cutoff: datetime | None = Field(
         None,
@@ -76,21 +113,21 @@ class BatchRequest(_Strict):
 class CategoryScore(BaseModel):
     """A candidate next category and its probability of being engaged."""
 
-    category_id: str
-    score: float
+    category_id: str = Field(description="source id of the category")
+    score: float = Field(description="probability of engaging with it within the horizon")
 
 
 class BucketShare(BaseModel):
     """Predicted share of one trajectory bucket (a top category or "other")."""
 
-    bucket: str
-    share: float
+    bucket: str = Field(description='a top category id, or "other"')
+    share: float = Field(description="predicted share of the period's events")
 
 
 class TrajectoryPeriod(BaseModel):
     """Predicted interest mix in one future period (1 = the period right after the cutoff)."""
 
-    period: int
+    period: int = Field(description="1 = the period right after the cutoff")
     buckets: list[BucketShare]
 
 
@@ -113,13 +150,17 @@ class ModelRef(ModelId):
 class PredictResponse(BaseModel):
     """Prediction for one user."""
 
-    request_id: str
-    user_id: str | None
-    cutoff: datetime
-    next_categories: list[CategoryScore]
-    p_buy: float
-    p_churn: float
-    trajectory: list[TrajectoryPeriod]
+    request_id: str = Field(description="id of this answer in the prediction log")
+    user_id: str | None = Field(description="as sent (hashed only in the log)")
+    cutoff: datetime = Field(description="the time the prediction is made as of (UTC)")
+    next_categories: list[CategoryScore] = Field(
+        description="top_k categories most likely engaged with within the horizon"
+    )
+    p_buy: float = Field(description="probability of a purchase within the horizon")
+    p_churn: float = Field(description="probability of no event within the horizon")
+    trajectory: list[TrajectoryPeriod] = Field(
+        description="predicted interest mix per future period"
+    )
     period: str = Field(description="length of one trajectory period (hour/day/week)")
     events_used: int = Field(description="events inside the model's window")
     oov_events: int = Field(description="events whose category the model does not know")

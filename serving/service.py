@@ -55,6 +55,7 @@ from serving.desired import Desired, DesiredFile
 from serving.encode import RequestError, encode_requests
 from serving.finish import Job, answer_batch
 from serving.limits import RequestGuard
+from serving.openapi import document
 from serving.schemas import (
     BatchRequest,
     BatchResponse,
@@ -288,3 +289,4 @@ async def _tag_body(request: Request) -> ModelTagRequest | JSONResponse:
 
 
 InterestService.add_asgi_middleware(RequestGuard)
+document(InterestService)

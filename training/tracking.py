@@ -90,6 +90,24 @@ def finite_metrics(values: Mapping[str, Any], prefix: str = "") -> dict[str, flo
     return out
 
 
+def flat_params(values: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Scalar entries of ``values`` as MLflow params, integers kept integers (``epochs 2``)."""
+    return {
+        f"{prefix}{key}": value
+        for key, value in values.items()
+        if value is not None and isinstance(value, str | int | float | bool)
+    }
+
+
+def log_figure_html(figure: Any, artifact_file: str) -> None:
+    """Log a plotly figure as a self-contained HTML artifact of the active run.
+
+    ``mlflow.log_figure`` writes plotly.js as a CDN link, and the page renders blank offline
+    (on an air-gapped tracking server); this embeds the library (about 4 MB) instead.
+    """
+    mlflow.log_text(figure.to_html(include_plotlyjs=True, full_html=True), artifact_file)
+
+
 def baseline_metrics(baselines: Mapping[str, Mapping[str, float]]) -> dict[str, float]:
     """Flatten ``{baseline: {metric: v}}`` to ``baseline.<baseline>.<metric>`` metrics."""
     out: dict[str, float] = {}
