@@ -73,7 +73,9 @@ def tune(
             "(retraining on newer data of the same source)."
         ),
     ] = False,
-    progress: Annotated[bool, typer.Option(help="Show Optuna's progress bar.")] = True,
+    progress: Annotated[
+        bool, typer.Option(help="Show trials done/pruned and the best value so far (stderr).")
+    ] = True,
     json_out: Annotated[bool, typer.Option("--json", help="Print the outcome as JSON.")] = False,
     workers: Annotated[
         int,
@@ -164,9 +166,16 @@ def print_result(result: TrainResult, metric: str) -> None:
     """The human summary of a training job: study, test metric vs baselines, the gate."""
     study, refit = result.study, result.refit
     typer.echo(f"study {study.study_name}: {study.n_complete} complete, {study.n_pruned} pruned")
-    typer.echo(f"test {metric}: {refit.test_metrics.get(metric, float('nan')):.4f}")
+    score = refit.test_metrics.get(metric, float("nan"))
+    typer.echo(f"test {metric}: {score:.4f}")
     for name, values in refit.baselines.items():
         typer.echo(f"  baseline {name}: {values.get(metric, float('nan')):.4f}")
+    scored = {n: v[metric] for n, v in refit.baselines.items() if metric in v}
+    if scored:
+        best = max(scored, key=scored.__getitem__)
+        verdict = "beats" if score > scored[best] else "does NOT beat"
+        typer.echo(f"the model {verdict} the best baseline ({best}: {scored[best]:.4f})")
+    typer.echo(f"refit MLflow run: {refit.run_id}")
     if result.decision is not None:
         verdict = "PROMOTED to champion" if result.decision.promote else "kept as challenger"
         typer.echo(f"version {result.version}: {verdict}")

@@ -32,6 +32,7 @@ from training.outage import (
     quiet_outage_tracebacks,
     tracked_run,
 )
+from training.progress import StudyProgress
 from training.search import suggest
 from training.tracking import fingerprint_tags, finite_metrics
 
@@ -198,6 +199,8 @@ def optimize_shared(
 ) -> None:
     """Run up to ``n_trials`` trials of ``study``, stopping once the study is full.
 
+    ``show_progress`` draws trials finished/pruned and the best value so far on stderr.
+
     The one optimisation loop of every process: the coordinator's own loop, spawned
     workers and remote ``--worker-only`` workers all call this.
     """
@@ -208,10 +211,10 @@ def optimize_shared(
     )
     # Several workers share one target: stop when finished trials reach it, whoever ran them.
     full = optuna.study.MaxTrialsCallback(config.train.trials, states=FINISHED)
-    study.optimize(
-        objective,
-        n_trials=n_trials,
-        timeout=config.train.timeout_s,
-        callbacks=[full],
-        show_progress_bar=show_progress,
-    )
+    with contextlib.ExitStack() as stack:
+        callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [full]
+        if show_progress:
+            callbacks.append(stack.enter_context(StudyProgress(study, config.train.trials)))
+        study.optimize(
+            objective, n_trials=n_trials, timeout=config.train.timeout_s, callbacks=callbacks
+        )
