@@ -17,7 +17,7 @@ from rich.console import Console
 from rich.table import Table
 
 from eventlogs.loaders import load_events
-from interest.common import config_from, echo_err, fail
+from interest.common import FormatOption, config_from, echo_err, fail
 from interest.exit_codes import exit_code
 
 REFUSED_EXIT = exit_code("refused")
@@ -52,9 +52,7 @@ def promote(
             exists=True,
         ),
     ] = None,
-    format: Annotated[
-        str | None, typer.Option("--format", help="Format of --data (default: data.format).")
-    ] = None,
+    format: FormatOption = None,
     online: Annotated[
         bool,
         typer.Option(
@@ -146,39 +144,56 @@ def history(
         echo_err("no alias moves recorded")
 
 
+def _table(title: str, *columns: str) -> Table:
+    # Long cells wrap inside their column rather than being cut with an ellipsis.
+    table = Table(title=title, title_justify="left")
+    for column in columns:
+        table.add_column(column, overflow="fold")
+    return table
+
+
 def _print_tables(state: dict[str, Any]) -> None:
     console = Console()
-    console.print(f"state folder: {state['state_dir']}\ntracking URI: {state['tracking_uri']}")
+    for name, key in (
+        ("state folder", "state_dir"),
+        ("tracking URI", "tracking_uri"),
+        ("Optuna storage", "optuna_storage"),
+        ("BentoML home", "bentoml_home"),
+    ):  # paths are not folded: a copied path must stay whole
+        console.print(f"{name}: {state[key]}", soft_wrap=True, highlight=False)
     for model in state["registered_models"]:
-        table = Table(title=f"registered model {model['name']}")
-        for col in ("version", "aliases", "created", "metrics", "decision", "run id"):
-            table.add_column(col)
+        table = _table(f"registered model {model['name']}", "ver", "aliases", "metrics", "gate")
         for v in model["versions"]:
-            metrics = ", ".join(
-                f"{k}={val:.4f}" if val is not None else f"{k}=nan"
+            metrics = "\n".join(
+                f"{k} {val:.4f}" if val is not None else f"{k} nan"
                 for k, val in v["metrics"].items()
             )
+            created = (v["created"] or "")[:16].replace("T", " ")
             flags = " (rolled back)" if v["rolled_back"] else ""
             table.add_row(
-                v["version"], ", ".join(v["aliases"]), v["created"] or "", metrics,
-                (v["decision"] or "") + flags, v["run_id"] or "",
+                v["version"], "\n".join(v["aliases"]), metrics,
+                f"{v['decision'] or ''}{flags}\n{created}\nrun {v['run_id'] or '-'}",
             )  # fmt: skip
         console.print(table)
     if not state["registered_models"]:
         console.print("no registered models")
-    studies = Table(title=f"Optuna studies ({state['optuna_storage']})")
-    for col in ("study", "started", "best value", "trials by state"):
-        studies.add_column(col)
+    studies = _table("Optuna studies", "study", "best", "trials")
     for s in state["studies"]:
-        counts = ", ".join(f"{k}={n}" for k, n in s["trials_by_state"].items())
-        studies.add_row(s["name"], s["started"] or "", str(s["best_value"]), counts)
+        counts = "\n".join(f"{k.lower()} {n}" for k, n in s["trials_by_state"].items())
+        best = "-" if s["best_value"] is None else f"{s['best_value']:.4f}"
+        started = (s["started"] or "")[:16].replace("T", " ")
+        studies.add_row(f"{s['name']}\n{started}", best, counts)
     console.print(studies if state["studies"] else "no Optuna studies")
-    bentos = Table(title=f"BentoML models ({state['bentoml_home']})")
-    for col in ("tag", "created"):
-        bentos.add_column(col)
+    bentos = _table("bentos", "bento", "registry version", "created")
+    for b in state.get("bentos", []):
+        version = f"{b['model_name']} v{b['registry_version']}" if b["registry_version"] else "?"
+        bentos.add_row(b["tag"], version, b["created"][:16].replace("T", " "))
+    console.print(bentos if state.get("bentos") else "no bentos built")
+    models = _table("BentoML models", "tag", "registry version")
     for m in state["bento_models"]:
-        bentos.add_row(m["tag"], m["created"])
-    console.print(bentos if state["bento_models"] else "no BentoML models")
+        labels = m["labels"]
+        models.add_row(m["tag"], labels.get("version", "?") + f" {labels.get('alias', '')}")
+    console.print(models if state["bento_models"] else "no BentoML models")
 
 
 def status(

@@ -117,6 +117,34 @@ def list_bento_models(config: ProjectConfig) -> list[dict[str, Any]]:
     ]
 
 
+def list_bentos(config: ProjectConfig, models: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Return the built bentos (``<home>/bentos``) and the registry version each carries.
+
+    The version comes from the labels of the bento's model in the store (``models``, as
+    :func:`list_bento_models` returns them); ``None`` when that model is gone or unlabelled.
+    """
+    from bentoml._internal.bento import BentoStore  # no public way to open a given home
+
+    folder = config.paths.resolved().bentoml_home / "bentos"
+    if not folder.is_dir():
+        return []
+    labels = {m["tag"]: m["labels"] for m in models}
+    out = []
+    for bento in BentoStore(str(folder)).list():
+        tags = [str(info.tag) for info in bento.info.models]
+        carried = [labels.get(tag, {}) for tag in tags]
+        out.append(
+            {
+                "tag": str(bento.tag),
+                "created": bento.info.creation_time.isoformat(timespec="seconds"),
+                "models": tags,
+                "model_name": next((c["model_name"] for c in carried if "model_name" in c), None),
+                "registry_version": next((c["version"] for c in carried if "version" in c), None),
+            }
+        )
+    return sorted(out, key=lambda b: b["created"], reverse=True)
+
+
 def deployment_status(config: ProjectConfig) -> dict[str, Any] | None:
     """What is deployed (the registry's deployment record) next to what holds ``champion``.
 
@@ -140,10 +168,11 @@ def status(config: ProjectConfig) -> dict[str, Any]:
 
     Returns:
         ``{state_dir, tracking_uri, optuna_storage, bentoml_home, registered_models,
-        studies, bento_models, deployment}``; each list is empty when its store does not
-        exist yet, ``deployment`` is ``None`` until a first ``interest deploy``.
+        studies, bento_models, bentos, deployment}``; each list is empty when its store does
+        not exist yet, ``deployment`` is ``None`` until a first ``interest deploy``.
     """
     paths = config.paths.resolved()
+    models = list_bento_models(config)
     return {
         "state_dir": str(paths.state_dir),
         "tracking_uri": paths.tracking_uri,
@@ -151,6 +180,7 @@ def status(config: ProjectConfig) -> dict[str, Any]:
         "bentoml_home": str(paths.bentoml_home),
         "registered_models": list_registered_models(config),
         "studies": list_studies(config),
-        "bento_models": list_bento_models(config),
+        "bento_models": models,
+        "bentos": list_bentos(config, models),
         "deployment": deployment_status(config),
     }

@@ -135,8 +135,13 @@ def test_register_promote_rollback_status(env, empty_db, tmp_path):
     assert study["trials_by_state"] == {"COMPLETE": 2, "FAIL": 1}
     assert study["best_value"] is not None
     assert state["bento_models"][0]["tag"].startswith("interest-evolution:")
-    table = invoke(env, "status")
+    assert state["bentos"] == []  # none built here; tests/serving builds one
+    table = invoke({**env, "COLUMNS": "80"}, "status")
     assert table.exit_code == 0 and "champion" in table.stdout and "s1" in table.stdout
+    assert "recall_at_10 0.2000" in table.stdout  # metrics wrap at 80 columns, not cut
+    assert "…" not in table.stdout
+    rows = [line for line in table.stdout.splitlines() if line[:1] in "┏┃┡│└"]
+    assert rows and max(len(line) for line in rows) <= 80
 
 
 def test_promote_unknown_alias_names_the_problem(env, empty_db):
