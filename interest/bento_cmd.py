@@ -21,8 +21,6 @@ from typing import Annotated
 import typer
 
 from interest.common import config_from, echo_err, fail
-from serving.launch import REPO, SERVICE, bentoml_executable
-from serving.package import BentoBuildError, bentoml_env, build_bento
 
 app = typer.Typer(help="BentoML packaging: import a registered model, build a bento.")
 
@@ -65,6 +63,10 @@ def build(
     ] = None,
 ) -> None:
     """Run ``bentoml build`` on bentofile.yaml; the bento embeds the imported model."""
+    # Deferred: serving.launch imports httpx; `interest --help` should not wait.
+    from serving.launch import REPO
+    from serving.package import BentoBuildError, bentoml_env, build_bento
+
     config = config_from(ctx)
     env = bentoml_env(config, model, config_path_of(ctx))
     echo_err(f"building {REPO / 'bentofile.yaml'} with model {env['INTEREST_BENTO_MODEL']}")
@@ -92,6 +94,10 @@ def serve(
     Replaces this process with ``bentoml serve`` (Ctrl-C stops it); readiness is
     ``GET /readyz``, predictions ``POST /predict`` and ``/predict_batch``.
     """
+    # Deferred: serving.launch imports httpx; `interest --help` should not wait.
+    from serving.launch import REPO, SERVICE, bentoml_executable
+    from serving.package import bentoml_env
+
     config = config_from(ctx)
     env = bentoml_env(config, model, config_path_of(ctx))
     argv = [bentoml_executable(), "serve", SERVICE, "--host", host, "--port", str(port)]
@@ -119,8 +125,10 @@ def deploy(
     The deployment record (version, bento, when, by whom) is written with the registry, so
     ``interest status`` and the service's ``/model`` can say whether the champion is served.
     """
+    # Deferred: serving.launch imports httpx; `interest --help` should not wait.
     # Lazy: MLflow and BentoML take seconds to import; `interest --help` should not wait.
     from pipelines.deploy import deploy as run_deploy
+    from serving.package import BentoBuildError
 
     config = config_from(ctx)
     try:

@@ -8,8 +8,6 @@ from typing import Annotated, Literal
 
 import typer
 
-from eventlogs.loaders import load_events, write_events
-from eventlogs.validation import DataValidationError
 from interest.common import FormatOption, check_time, config_from, fail
 
 app = typer.Typer(help="Validate event logs and report what would be kept or dropped.")
@@ -60,6 +58,10 @@ def validate(
         }
     }
     config = config_from(ctx, overrides)
+    # Deferred: pandas takes seconds to import, and `interest --help` should not wait.
+    from eventlogs.loaders import load_events, write_events
+    from eventlogs.validation import DataValidationError
+
     try:
         result = load_events(path, config.data)
     except DataValidationError as exc:

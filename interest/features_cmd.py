@@ -8,15 +8,10 @@ from __future__ import annotations
 import json
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from core.arrays import SequenceArrays
-from core.config import ProjectConfig
-from core.dataset import PreparedData, prepare_dataset
-from eventlogs.loaders import load_events
-from eventlogs.stream import prepare_streaming
 from interest.common import (
     FormatOption,
     HorizonOption,
@@ -25,6 +20,11 @@ from interest.common import (
     echo_err,
     fail,
 )
+
+if TYPE_CHECKING:  # pandas-heavy modules load in the command: --help stays fast
+    from core.arrays import SequenceArrays
+    from core.config import ProjectConfig
+    from core.dataset import PreparedData
 
 
 def save_prepared(data: PreparedData, out: Path) -> list[Path]:
@@ -97,6 +97,9 @@ def build(
     if streaming:
         _build_streaming(path, out, config, name or path.stem)
         return
+    from core.dataset import prepare_dataset
+    from eventlogs.loaders import load_events
+
     start = time.perf_counter()
     try:
         loaded = load_events(path, config.data)
@@ -116,6 +119,8 @@ def _build_streaming(path: Path, out: Path, config: ProjectConfig, name: str) ->
             f"convert it first: interest data validate {path} --format {config.data.format} "
             "--out events.parquet, then pass events.parquet with --format canonical"
         )
+    from eventlogs.stream import prepare_streaming
+
     try:
         report = prepare_streaming(path, config, name, out)
     except (ValueError, FileNotFoundError) as exc:

@@ -22,7 +22,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
 from core.config import ProjectConfig
@@ -50,6 +49,8 @@ REDEPLOY = "interest deploy --url URL"
 
 
 def _window(since: str | None, window: str | None, now: datetime) -> tuple[datetime, datetime]:
+    import pandas as pd  # deferred: --help stays fast
+
     if since and window:
         raise ValueError("pass --since or --window, not both")
     if since:
@@ -131,6 +132,8 @@ def drift(
 def _run_window(
     since: str | None, until: str | None, window: str, now: datetime
 ) -> tuple[datetime, datetime]:
+    import pandas as pd
+
     from monitoring.loop import aligned_window
 
     if since is None and until is None:

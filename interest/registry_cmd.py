@@ -16,7 +16,6 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from eventlogs.loaders import load_events
 from interest.common import FormatOption, config_from, echo_err, fail
 from interest.exit_codes import exit_code
 
@@ -80,6 +79,8 @@ def promote(
                 config, version, command=f"interest promote {version} --online"
             )
         else:
+            from eventlogs.loaders import load_events  # pandas: lazy, like MLflow
+
             events = None if data is None else load_events(data, config.data).events
             decision = promote_version(config, version, force=force, events=events, command=command)
     except (LookupError, ValueError, FileNotFoundError) as err:

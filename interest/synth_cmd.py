@@ -11,19 +11,28 @@ from __future__ import annotations
 
 import time
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
-import pandas as pd
 import typer
 
-from core.schema import EVENT_COLUMNS
-from synthlogs.generator import SynthConfig, SynthResult, config_for_events, generate_events
-from synthlogs.stream import SynthStreamSummary, write_synthetic_parquet
-from synthlogs.stream import truth_file as truth_path
+if TYPE_CHECKING:  # pandas and the generators load in the command: --help stays fast
+    import pandas as pd
+
+    from synthlogs.generator import SynthResult
+    from synthlogs.stream import SynthStreamSummary
+
+
+def truth_path(out: Path) -> Path:
+    """The ground-truth file written beside the event log ``out``."""
+    from synthlogs.stream import truth_file  # deferred: pandas
+
+    return truth_file(out)
 
 
 def write_frame(events: pd.DataFrame, path: Path) -> None:
     """Write canonical events to ``.csv`` (ISO UTC timestamps) or ``.parquet`` by suffix."""
+    from core.schema import EVENT_COLUMNS
+
     suffix = path.suffix.lower()
     path.parent.mkdir(parents=True, exist_ok=True)
     frame = events[list(EVENT_COLUMNS)]
@@ -136,6 +145,9 @@ def generate(
     Large .parquet runs stream shard by shard (see --users-per-shard); .csv output is built
     in memory, so keep it to what fits in RAM.
     """
+    from synthlogs.generator import SynthConfig, config_for_events, generate_events
+    from synthlogs.stream import write_synthetic_parquet
+
     if out.suffix.lower() not in (".csv", ".parquet"):
         raise typer.BadParameter(f"{out}: use a .csv or .parquet suffix", param_hint="--out")
     fields = dict(
