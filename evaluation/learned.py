@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 from sklearn.ensemble import HistGradientBoostingClassifier
+from threadpoolctl import threadpool_limits
 
 from core.arrays import SequenceArrays
 from core.vocab import Vocabulary
@@ -227,9 +228,11 @@ def gbdt_predictions(
             early_stopping=False,
             random_state=seed,
         )
-        model.fit(train[list(FEATURES)].to_numpy(float), train["y"].to_numpy())
         cand = candidate_features(past, cut, users, n_popular, pop_window)
-        prob = model.predict_proba(cand[list(FEATURES)].to_numpy(float))[:, 1]
+        # One OpenMP thread: on a shared, busy machine more threads run 10-20x slower.
+        with threadpool_limits(1):
+            model.fit(train[list(FEATURES)].to_numpy(float), train["y"].to_numpy())
+            prob = model.predict_proba(cand[list(FEATURES)].to_numpy(float))[:, 1]
         cols = vocab.encode(cand["c"].to_numpy())
         r = users.get_indexer(cand["u"])
         ok = cols >= 2
