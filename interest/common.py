@@ -139,8 +139,10 @@ def apply_global_options(verbose: bool, debug: bool) -> None:
     """Before any heavy import: TensorFlow's C++ log level, Python's root logger, ``--debug``."""
     global _debug
     _debug = debug
-    if not verbose:
+    if not verbose:  # setdefault: what the user exported wins
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads
+        os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     logging.basicConfig(level=logging.INFO if verbose else logging.WARNING)
 
 
