@@ -148,12 +148,19 @@ def task_splits(task: Task, events: pd.DataFrame, config: ProjectConfig) -> Spli
     return Splits([_utc(t) for t in train], _utc(val), _utc(config.split.test_cutoff), horizon)
 
 
-def prepare_task(task: Task, config: ProjectConfig) -> tuple[pd.DataFrame, PreparedData]:
-    """Load the events and build the arrays as :func:`core.dataset.prepare_dataset` does."""
+def prepare_task(
+    task: Task, config: ProjectConfig, vocab_until: str = "val"
+) -> tuple[pd.DataFrame, PreparedData]:
+    """Load the events and build the arrays as :func:`core.dataset.prepare_dataset` does.
+
+    ``vocab_until="test"`` fits the vocabulary on every event before the test cutoff, as
+    :func:`core.dataset.prepare_refit_data` does for the refit, on the task's own cutoffs.
+    """
     events = load_events(task.path, DataConfig(**task.data)).events
     splits = task_splits(task, events, config)
     features = config.features
-    vocab = fit_vocabulary(events.loc[events["timestamp"] < splits.val, ["category_id"]], features)
+    until = splits.val if vocab_until == "val" else splits.test
+    vocab = fit_vocabulary(events.loc[events["timestamp"] < until, ["category_id"]], features)
     encoded = encode_events(events, vocab)
     parts = {
         "train": build_features(encoded, splits.train, vocab, features),
