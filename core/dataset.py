@@ -93,6 +93,7 @@ def prepare_dataset(
     name: str,
     vocab: Vocabulary | None = None,
     vocab_until: Literal["val", "test"] = "val",
+    splits: Splits | None = None,
 ) -> PreparedData:
     """Split by time, fit the vocabulary on history, and build all three sample sets.
 
@@ -104,6 +105,8 @@ def prepare_dataset(
             champion keeps its index space, so its embeddings stay meaningful).
         vocab_until: fit the vocabulary on events before this cutoff: ``"val"`` for model
             selection, ``"test"`` for the refit on train + validation.
+        splits: use these cutoffs instead of deriving them from ``config.split`` (the refit
+            keeps exactly the cutoffs its trials were selected on).
 
     Returns:
         Prepared arrays; train holds one sample per (user, train cutoff).
@@ -112,7 +115,7 @@ def prepare_dataset(
         ValueError: on leaky or history-less splits, or no samples in a split.
     """
     features = config.features
-    splits = make_splits(events, config.split, features)
+    splits = splits or make_splits(events, config.split, features)
     if vocab_until not in ("val", "test"):
         raise ValueError(f"vocab_until must be 'val' or 'test', got {vocab_until!r}")
     if vocab is None:
@@ -159,4 +162,6 @@ def prepare_refit_data(
     Raises:
         ValueError: as :func:`prepare_dataset`.
     """
-    return prepare_dataset(events, config, data.fingerprint.dataset, vocab_until="test")
+    return prepare_dataset(
+        events, config, data.fingerprint.dataset, vocab_until="test", splits=data.splits
+    )
