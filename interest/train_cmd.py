@@ -173,8 +173,11 @@ def print_result(result: TrainResult, metric: str) -> None:
     scored = {n: v[metric] for n, v in refit.baselines.items() if metric in v}
     if scored:
         best = max(scored, key=scored.__getitem__)
-        verdict = "beats" if score > scored[best] else "does NOT beat"
-        typer.echo(f"the model {verdict} the best baseline ({best}: {scored[best]:.4f})")
+        verdict = "above" if score > scored[best] else "NOT above"
+        typer.echo(
+            f"point value {verdict} the best baseline ({best} {scored[best]:.4f}); "
+            "the gate also needs the interval of the gain to clear it"
+        )
     typer.echo(f"refit MLflow run: {refit.run_id}")
     if result.decision is not None:
         verdict = "PROMOTED to champion" if result.decision.promote else "kept as challenger"

@@ -24,7 +24,13 @@ from training.outage import OutageGuard, tracked_run
 from training.promotion import PromotionDecision
 from training.refit import RefitResult, gate_and_register, refit_best
 from training.search import TrialPlan
-from training.tracking import fingerprint_tags, finite_metrics, log_data_input, setup_tracking
+from training.tracking import (
+    fingerprint_tags,
+    flat_params,
+    log_data_input,
+    log_figure_html,
+    setup_tracking,
+)
 from training.trials import open_study, optimize_shared
 from training.workers import close_orphan_runs, run_local_workers, storage_warning
 
@@ -47,11 +53,11 @@ class StudyOutcome:
 
 def log_study_plots(study: optuna.Study) -> None:
     """Attach Optuna's optimisation history and parameter importances to the parent run."""
-    mlflow.log_figure(plot_optimization_history(study), "optuna/optimization_history.html")
+    log_figure_html(plot_optimization_history(study), "optuna/optimization_history.html")
     complete = [t for t in study.trials if t.state == optuna.trial.TrialState.COMPLETE]
     if len(complete) >= 2:
         try:
-            mlflow.log_figure(plot_param_importances(study), "optuna/param_importances.html")
+            log_figure_html(plot_param_importances(study), "optuna/param_importances.html")
         except (RuntimeError, ValueError) as err:  # importances need varied params
             mlflow.set_tag("optuna.importance_error", str(err)[:250])
 
@@ -112,7 +118,7 @@ def run_study(
             if parent_id is None:
                 study.set_user_attr("mlflow_parent_run_id", parent)
                 mlflow.log_params({"study": name, "trials": config.train.trials})
-                mlflow.log_params(finite_metrics(config.train.model_dump(), prefix="train."))
+                mlflow.log_params(flat_params(config.train.model_dump(), prefix="train."))
                 mlflow.set_tags(fingerprint_tags(data))
                 log_data_input(data, source)
             guard.stage = "optimising"
