@@ -38,10 +38,10 @@ def import_model(
     ] = None,
 ) -> None:
     """Import a registered model version into the BentoML model store; print its tag."""
+    config = config_from(ctx)
     # Lazy: MLflow and BentoML take seconds to import; `interest --help` should not wait.
     from serving.registry_import import import_from_registry
 
-    config = config_from(ctx)
     try:
         imported = import_from_registry(config, alias=alias, version=version)
     except (LookupError, ValueError) as err:
@@ -63,11 +63,11 @@ def build(
     ] = None,
 ) -> None:
     """Run ``bentoml build`` on bentofile.yaml; the bento embeds the imported model."""
+    config = config_from(ctx)
     # Deferred: serving.launch imports httpx; `interest --help` should not wait.
     from serving.launch import REPO
     from serving.package import BentoBuildError, bentoml_env, build_bento
 
-    config = config_from(ctx)
     env = bentoml_env(config, model, config_path_of(ctx))
     echo_err(f"building {REPO / 'bentofile.yaml'} with model {env['INTEREST_BENTO_MODEL']}")
     try:
@@ -94,11 +94,11 @@ def serve(
     Replaces this process with ``bentoml serve`` (Ctrl-C stops it); readiness is
     ``GET /readyz``, predictions ``POST /predict`` and ``/predict_batch``.
     """
+    config = config_from(ctx)
     # Deferred: serving.launch imports httpx; `interest --help` should not wait.
     from serving.launch import REPO, SERVICE, bentoml_executable
     from serving.package import bentoml_env
 
-    config = config_from(ctx)
     env = bentoml_env(config, model, config_path_of(ctx))
     argv = [bentoml_executable(), "serve", SERVICE, "--host", host, "--port", str(port)]
     echo_err(
@@ -125,12 +125,11 @@ def deploy(
     The deployment record (version, bento, when, by whom) is written with the registry, so
     ``interest status`` and the service's ``/model`` can say whether the champion is served.
     """
-    # Deferred: serving.launch imports httpx; `interest --help` should not wait.
+    config = config_from(ctx)
     # Lazy: MLflow and BentoML take seconds to import; `interest --help` should not wait.
     from pipelines.deploy import deploy as run_deploy
     from serving.package import BentoBuildError
 
-    config = config_from(ctx)
     try:
         done = run_deploy(
             config,

@@ -38,7 +38,9 @@ class _OneLineErrors(TyperGroup):
         try:
             return super().invoke(ctx)
         except typer.BadParameter as err:
-            raise fail(err.format_message(), USAGE) from err
+            # pydantic's prefix, from typer's Literal check, says nothing to a user
+            message = err.format_message().replace("Value error, ", "")
+            raise fail(message, USAGE) from err
 
 
 app = typer.Typer(

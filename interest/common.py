@@ -26,13 +26,13 @@ USAGE = 2
 
 
 def _is_duration(text: str) -> bool:
-    import pandas as pd  # deferred: --help must stay fast
+    from core.periods import duration_ns  # deferred (pandas): --help must stay fast
 
     try:
-        pd.tseries.frequencies.to_offset(text)
-        return pd.Timedelta(text) > pd.Timedelta(0)
+        duration_ns(text)  # the parser the pipelines use
     except ValueError:
         return False
+    return True
 
 
 def check_duration(ctx: typer.Context, param: typer.CallbackParam, value: str | None) -> str | None:

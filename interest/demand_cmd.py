@@ -59,6 +59,7 @@ def demand(
     top: Annotated[int, typer.Option(min=1, help="Categories to print.")] = 15,
 ) -> None:
     """Forecast next-period demand per category from a registered model (and score it)."""
+    config = config_from(ctx, {"data": {"format": format}})
     # Imported here: TensorFlow and MLflow are slow to import, `--help` must stay fast.
     import pandas as pd
 
@@ -67,7 +68,6 @@ def demand(
     from modelkit.registry import download_bundle
     from pipelines.demand import forecast_demand
 
-    config = config_from(ctx, {"data": {"format": format}})
     try:
         when = pd.Timestamp(cutoff)
         events = load_events(data, config.data).events

@@ -25,10 +25,10 @@ def demo(
     seed: Annotated[int, typer.Option(help="Seed for data, sampler and models.")] = 7,
 ) -> None:
     """Run the whole loop on the embedded defaults and print where to look."""
+    config = config_from(ctx)
     # Imported here: the pipeline pulls in TensorFlow, and `interest --help` must stay fast.
     from pipelines.demo import DemoOptions, run_demo
 
-    config = config_from(ctx)
     options = DemoOptions(users=users, days=days, trials=trials, epochs=epochs, seed=seed)
     result = run_demo(config, options, _show)
     paths = config.paths.resolved()

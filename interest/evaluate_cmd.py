@@ -81,11 +81,11 @@ def evaluate(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Re-score a registered version and the baselines on the current test split of --data."""
+    config = config_from(ctx, {"data": {"format": format}})
     # Imported here: TensorFlow and MLflow are slow to import, `--help` must stay fast.
     from eventlogs.loaders import load_events
     from training.contenders import rescore_version
 
-    config = config_from(ctx, {"data": {"format": format}})
     try:
         events = load_events(data, config.data).events
         result = rescore_version(config, events, version)

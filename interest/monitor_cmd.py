@@ -87,11 +87,11 @@ def drift(
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON.")] = False,
 ) -> None:
     """Compare the logged window with the reference; exit 10 when retraining is advised."""
+    config = config_from(ctx)
     # Imported here: Evidently and MLflow are slow to import, `--help` must stay fast.
     from monitoring.check import check_window
     from monitoring.reference import resolve_reference
 
-    config = config_from(ctx)
     now = datetime.now(UTC)
     try:
         start, end = _window(since, window, now)
@@ -215,15 +215,15 @@ def run(
     ] = False,
 ) -> None:
     """Scheduled pass: drift check -> gated warm-start retrain -> new champion or refusal."""
+    config = config_from(
+        ctx, {"monitoring": {"data_format": format}}, names={"data_format": "--format"}
+    )
     # Imported here: retraining pulls in TensorFlow, and `--help` must stay fast.
     from monitoring.loop import LockHeldError
     from pipelines.monitor import EXIT_CODES as RUN_EXIT_CODES
     from pipelines.monitor import RetrainRequest, run_monitor
     from training.outage import ServiceOutage
 
-    config = config_from(
-        ctx, {"monitoring": {"data_format": format}}, names={"data_format": "--format"}
-    )
     quiet_libraries(ctx)
     config_path = (ctx.find_root().obj or {}).get("config_path")
     mon = config.monitoring
@@ -271,13 +271,13 @@ def performance(
     as_json: Annotated[bool, typer.Option("--json", help="Print the table as JSON.")] = False,
 ) -> None:
     """Score past predictions as the promotion gate scores a model; log to MLflow."""
+    config = config_from(ctx, {"data": {"format": format}})
     from core.predlog import read_prediction_log
     from eventlogs.loaders import load_events
     from monitoring.online import compare_shadows, save_evidence
     from monitoring.performance import BundleLabelling, evaluate_log, log_performance
     from monitoring.reference import champion_bundle
 
-    config = config_from(ctx, {"data": {"format": format}})
     paths = config.paths.resolved()
     try:
         folder = bundle or champion_bundle(config)[0]

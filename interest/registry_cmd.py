@@ -29,9 +29,9 @@ def register(
     model_name: Annotated[str | None, typer.Option(help="Registered model name.")] = None,
 ) -> None:
     """Register a run's model as a new version, aliased 'challenger'."""
+    config = config_from(ctx, {"registry": {"model_name": model_name}})
     from training.registry import register_run  # MLflow: lazy, see the module docstring
 
-    config = config_from(ctx, {"registry": {"model_name": model_name}})
     try:
         version = register_run(config, run_id, study_name=study)
     except LookupError as err:
@@ -66,9 +66,9 @@ def promote(
     The gate promotes only if the lower end of the confidence interval of the relative gain
     (paired bootstrap over users) clears the margin against champion and best baseline.
     """
+    config = config_from(ctx, {"data": {"format": format}})
     from training.registry import promote_version  # MLflow: lazy, see the module docstring
 
-    config = config_from(ctx, {"data": {"format": format}})
     flags = (" --force" if force else "") + (f" --data {data}" if data else "")
     command = f"interest promote {version}{flags}"
     try:
@@ -103,10 +103,10 @@ def rollback(
     ] = "requested by user",
 ) -> None:
     """Undo the last champion move; run it again to undo the rollback itself."""
+    config = config_from(ctx)
     from training.aliases import NothingToRollBack  # MLflow: lazy (docstring)
     from training.registry import rollback as rollback_champion  # MLflow: lazy (docstring)
 
-    config = config_from(ctx)
     try:
         result = rollback_champion(config, reason=reason, command="interest rollback")
     except NothingToRollBack as err:
@@ -123,9 +123,9 @@ def history(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")] = False,
 ) -> None:
     """List every recorded alias move of the model, oldest first."""
+    config = config_from(ctx)
     from training.registry import model_history  # MLflow: lazy (docstring)
 
-    config = config_from(ctx)
     try:
         moves = model_history(config)
     except LookupError as err:
@@ -202,9 +202,10 @@ def status(
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON instead of tables.")] = False,
 ) -> None:
     """Show registered models and versions, Optuna studies and BentoML models."""
+    config = config_from(ctx)
     from pipelines.status import status as collect_status  # MLflow, Optuna, BentoML: lazy
 
-    state = collect_status(config_from(ctx))
+    state = collect_status(config)
     if as_json:
         typer.echo(json.dumps(state, indent=2, default=str))
     else:
