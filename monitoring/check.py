@@ -23,9 +23,16 @@ import pandas as pd
 from core.config import ProjectConfig
 from core.predlog import read_prediction_log
 from modelkit.registry import registered_champion
-from monitoring.drift import DriftResult, check_drift
-from monitoring.reference import champion_reference, load_reference, version_reference
+from monitoring.drift import DriftResult, check_drift, monitored_columns
+from monitoring.reference import (
+    REFERENCE_FILE,
+    champion_reference,
+    load_reference,
+    version_reference,
+)
 from monitoring.report import ReportFiles, log_to_mlflow, save_report
+from monitoring.snapshot import build_snapshot
+from monitoring.stats import cached_stats
 from monitoring.workspace import add_snapshot
 
 UNKNOWN = "unknown"  # records written before versions were logged
@@ -52,6 +59,7 @@ class VersionCheck:
             "n_current": self.drift.n_current,
             "share_drifted": self.drift.share_drifted,
             "drifted_columns": [c.column for c in self.drift.drifted_columns],
+            "reason": self.drift.reason,
             "report_json": str(self.report.json),
         }
 
@@ -110,6 +118,14 @@ def _reference_of(config: ProjectConfig, version: str, given: Path | None) -> Pa
     return version_reference(config, version)
 
 
+def _reference_file(path: Path) -> Path:
+    """The reference parquet file of a bundle folder or file (where its stats are cached)."""
+    path = Path(path)
+    if path.is_file():
+        return path
+    return next(p for p in (path / REFERENCE_FILE, path / "bundle" / REFERENCE_FILE) if p.is_file())
+
+
 def _deciding(parts: dict[str, pd.DataFrame], champion: str | None, min_rows: int) -> str:
     """The champion's records decide when there are enough of them, else the largest part."""
     if champion in parts and len(parts[champion]) >= min_rows:
@@ -165,9 +181,14 @@ def check_window(
     for version, part in parts.items():
         ref_path = _reference_of(config, version, reference)
         ref = load_reference(ref_path)
-        result = check_drift(ref, part if not part.empty else ref.iloc[:0], config.monitoring)
+        current_part = part if not part.empty else ref.iloc[:0]
+        # The decision first, on the reference's cached binned statistics ...
+        stats = cached_stats(_reference_file(ref_path), ref, *monitored_columns(ref, current_part))
+        result = check_drift(ref, current_part, config.monitoring, stats=stats)
         tag = stamp if len(parts) == 1 else f"{stamp}-v{version}"
         own = {**context, "model_version": version, "reference": str(ref_path)}
+        # ... then the Evidently report for people, which does not change it.
+        result.snapshot = build_snapshot(ref, current_part, result, config.monitoring, own)
         files = save_report(result, paths.state_dir / "reports", tag, own)
         check = VersionCheck(version, ref_path, result, files)
         if result.snapshot is not None:

@@ -1,47 +1,49 @@
-"""Drift check: compare the serving log's profile with the champion's reference profile.
+"""Drift decision: compare the serving log's profile with the champion's reference profile.
 
-One Evidently ``Report`` holds a ``ValueDrift`` per monitored column (behaviour features and
-model outputs), a ``DriftedColumnsCount`` over all of them, and data-quality metrics of the
-current window. Results are read back by metric object, never by list position.
+Every monitored column gets a two-sample test with a p-value (:mod:`monitoring.stattests`):
+Kolmogorov-Smirnov for numeric columns, chi-square of homogeneity for categorical ones, and
+a Wald test of the mean category-bucket shares per user (the interest distribution itself),
+each against binned reference statistics (:mod:`monitoring.stats`). A column drifts when the
+Benjamini-Hochberg procedure over all columns' p-values accepts it at ``MonitoringConfig.fdr``
+*and* its effect size reaches the floor of its test, so a tiny but significant wobble of a
+large window does not fire. The Evidently report is built afterwards, for people
+(:mod:`monitoring.snapshot`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
-import numpy as np
 import pandas as pd
 
 from core.config import MonitoringConfig
 from core.predlog import PREDICTION_CATEGORICAL, PREDICTION_COLUMNS, PREDICTION_NUMERIC
-from core.profile import CATEGORICAL_FEATURES, NUMERIC_FEATURES
-
-# Drift statistics on 10k rows are already stable; more rows only cost time.
-MAX_ROWS = 10_000
-# PSI over a long tail of rare categories measures sampling noise, not drift: keep the
-# reference's most frequent categories, about one per ROWS_PER_CATEGORY rows, at most 30.
-MAX_CATEGORIES = 30
-MIN_CATEGORIES = 5
-ROWS_PER_CATEGORY = 100
-OTHER = "__other__"
-
-# Numeric-only tests get a categorical counterpart of the same kind (p-value or distance).
-_PVALUE_TESTS = {"ks", "t_test", "anderson", "cramer_von_mises", "mannw", "es", "epps_singleton"}
+from core.profile import BUCKET_FEATURES, CATEGORICAL_FEATURES, LEGACY_COLUMNS, NUMERIC_FEATURES
+from monitoring.stats import ReferenceStats, category_values, numeric_values, share_matrix
+from monitoring.stattests import benjamini_hochberg, chi2_test, ks_test, wald_test
 
 Status = Literal["ok", "drift", "not_enough_data"]
+Method = Literal["ks", "chisquare", "wald"]
 
 
 @dataclass(frozen=True)
 class ColumnDrift:
-    """Drift of one column between reference and current."""
+    """The test of one column: its p-value, BH-adjusted q-value and effect size."""
 
     column: str
     kind: Literal["feature", "prediction"]
-    method: str
-    score: float
-    threshold: float
+    method: Method
+    p_value: float
+    q_value: float  # Benjamini-Hochberg adjusted p-value
+    effect: float  # K-S D, Cohen's w for chi-square, Mahalanobis d for the Wald test
+    min_effect: float
     drifted: bool
+
+    def describe(self) -> str:
+        """``column (ks p=1.2e-05, D=0.13)``: the evidence in a few words."""
+        name = {"ks": "D", "chisquare": "w"}.get(self.method, "d")
+        return f"{self.column} ({self.method} p={self.p_value:.2g}, {name}={self.effect:.3f})"
 
 
 @dataclass
@@ -56,12 +58,14 @@ class DriftResult:
     drift_share: float
     columns: list[ColumnDrift] = field(default_factory=list)
     reason: str = ""
+    fdr: float = 0.05
     snapshot: Any = field(default=None, repr=False, compare=False)
 
     @property
     def drifted_columns(self) -> list[ColumnDrift]:
-        """The checked columns whose drift test failed."""
-        return [c for c in self.columns if c.drifted]
+        """The drifted columns, strongest evidence first (p-value, then effect size)."""
+        drifted = [c for c in self.columns if c.drifted]
+        return sorted(drifted, key=lambda c: (c.p_value, -c.effect))
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (everything but the snapshot)."""
@@ -72,106 +76,34 @@ class DriftResult:
             "n_reference": self.n_reference,
             "n_current": self.n_current,
             "drift_share": self.drift_share,
+            "fdr": self.fdr,
             "reason": self.reason,
             "drifted_columns": [c.column for c in self.drifted_columns],
-            "columns": [vars(c) for c in self.columns],
+            "columns": [asdict(c) for c in self.columns],
         }
 
 
 def monitored_columns(
     reference: pd.DataFrame, current: pd.DataFrame
-) -> tuple[list[str], list[str]]:
-    """Pick the numeric and categorical columns to check.
+) -> tuple[list[str], list[str], list[str]]:
+    """Pick the numeric, categorical and bucket-share columns to check.
 
-    Behaviour features are required in both frames; prediction columns are checked only
-    where both frames have them (a reference built without a model has none).
+    Behaviour features of every profile version are required in both frames; newer profile
+    columns and prediction columns are checked only where both frames have them (an older
+    reference or log lacks the first, a reference built without a model the second).
 
     Raises:
         ValueError: naming the frame and the missing behaviour columns.
     """
-    features = list(NUMERIC_FEATURES) + list(CATEGORICAL_FEATURES)
     for name, frame in (("reference", reference), ("current", current)):
-        missing = [c for c in features if c not in frame.columns]
+        missing = [c for c in LEGACY_COLUMNS if c not in frame.columns]
         if missing:
             raise ValueError(f"{name} profile lacks columns {missing} (see core.profile)")
     both = set(reference.columns) & set(current.columns)
-    numeric = list(NUMERIC_FEATURES) + [c for c in PREDICTION_NUMERIC if c in both]
-    categorical = list(CATEGORICAL_FEATURES) + [c for c in PREDICTION_CATEGORICAL if c in both]
-    return numeric, categorical
-
-
-def _prepare(
-    reference: pd.DataFrame,
-    current: pd.DataFrame,
-    numeric: list[str],
-    categorical: list[str],
-    seed: int,
-) -> tuple[pd.DataFrame, pd.DataFrame]:
-    frames = []
-    for frame in (reference, current):
-        if len(frame) > MAX_ROWS:
-            frame = frame.sample(MAX_ROWS, random_state=seed)
-        out = pd.DataFrame(index=range(len(frame)))
-        for col in numeric:
-            out[col] = pd.to_numeric(frame[col], errors="coerce").to_numpy(dtype="float64")
-        for col in categorical:
-            out[col] = frame[col].fillna("").astype(str).to_numpy()
-        frames.append(out)
-    ref, cur = frames
-    k = int(np.clip(min(len(ref), len(cur)) // ROWS_PER_CATEGORY, MIN_CATEGORIES, MAX_CATEGORIES))
-    for col in categorical:
-        keep = set(ref[col].value_counts().index[:k])
-        ref[col] = ref[col].where(ref[col].isin(keep), OTHER)
-        cur[col] = cur[col].where(cur[col].isin(keep), OTHER)
-    return ref, cur
-
-
-def _quality_metrics(columns: list[str]) -> list[Any]:
-    """Data quality of the window: row count and missing values per column.
-
-    Lighter than ``DataSummaryPreset``, whose per-column plots cost about 1 s per column.
-    """
-    from evidently.metrics import DatasetMissingValueCount, MissingValueCount, RowCount
-
-    return [RowCount(), DatasetMissingValueCount(), *(MissingValueCount(column=c) for c in columns)]
-
-
-def categorical_method(method: str) -> str:
-    """Return ``method`` if it applies to categorical columns, else a counterpart of its kind."""
-    from evidently.legacy.calculations.stattests.registry import get_registered_stattest
-    from evidently.legacy.core import ColumnType
-
-    try:
-        get_registered_stattest(method, ColumnType.Categorical)
-    except Exception:  # noqa: BLE001 - evidently raises its own error types here
-        return "chisquare" if method in _PVALUE_TESTS else "jensenshannon"
-    return method
-
-
-def _build_report(
-    numeric: list[str], categorical: list[str], config: MonitoringConfig, with_quality: bool
-) -> tuple[Any, Any, dict[str, Any]]:
-    from evidently import Report
-    from evidently.metrics import DriftedColumnsCount, ValueDrift
-
-    method, threshold = config.stattest, config.stattest_threshold
-    columns = numeric + categorical
-    count = DriftedColumnsCount(
-        columns=columns,
-        num_method=method,
-        cat_method=categorical_method(method),
-        threshold=threshold,
-        drift_share=config.drift_share,
-    )
-    cat_method = categorical_method(method)
-    per_column = {
-        c: ValueDrift(column=c, method=method if c in numeric else cat_method, threshold=threshold)
-        for c in columns
-    }
-    metrics = [count, *per_column.values()]
-    if with_quality:
-        metrics += _quality_metrics(columns)
-    return Report(metrics, include_tests=True), count, per_column
+    numeric = [c for c in NUMERIC_FEATURES + PREDICTION_NUMERIC if c in both]
+    categorical = [c for c in CATEGORICAL_FEATURES + PREDICTION_CATEGORICAL if c in both]
+    buckets = [c for c in BUCKET_FEATURES if c in both]
+    return numeric, categorical, buckets
 
 
 def _not_enough(
@@ -184,6 +116,7 @@ def _not_enough(
         n_reference=len(reference),
         n_current=len(current),
         drift_share=config.drift_share,
+        fdr=config.fdr,
         reason=(
             f"need at least {config.min_rows} rows in each frame, got reference={len(reference)}, "
             f"current={len(current)}"
@@ -191,13 +124,58 @@ def _not_enough(
     )
 
 
+def _tests(
+    stats: ReferenceStats,
+    current: pd.DataFrame,
+    columns: tuple[list[str], list[str], list[str]],
+    config: MonitoringConfig,
+) -> list[tuple[str, Method, float, float, float]]:
+    """``(column, method, p_value, effect, floor)`` per testable column."""
+    numeric, categorical, buckets = columns
+    out: list[tuple[str, Method, float, float, float]] = []
+    for col in numeric:
+        values = numeric_values(current[col])
+        if col in stats.numeric and values.size:
+            out.append((col, "ks", *ks_test(stats.numeric[col], values), config.min_ks_effect))
+    for col in categorical:
+        if col in stats.categorical:
+            counts = category_values(current[col]).value_counts()
+            found = {str(k): float(v) for k, v in counts.items()}
+            p, w = chi2_test(stats.categorical[col], found, len(current))
+            out.append((col, "chisquare", p, w, config.min_chi2_effect))
+    for col in buckets:
+        matrix = share_matrix(current[col])
+        if col in stats.buckets and len(matrix) >= 2:
+            p, d = wald_test(stats.buckets[col], matrix)
+            out.append((col, "wald", p, d, config.min_share_effect))
+    return out
+
+
+def _reason(result: DriftResult, config: MonitoringConfig) -> str:
+    drifted = result.drifted_columns
+    rule = (
+        f"BH FDR {config.fdr:g}, effect >= D {config.min_ks_effect:g} / w "
+        f"{config.min_chi2_effect:g} / d {config.min_share_effect:g}, trigger share >= "
+        f"{config.drift_share:g}"
+    )
+    head = f"{len(drifted)}/{len(result.columns)} columns drifted ({rule})"
+    if drifted:
+        head += ": " + ", ".join(c.describe() for c in drifted)
+    small = [c for c in result.columns if c.q_value <= config.fdr and not c.drifted]
+    if small:
+        small.sort(key=lambda c: (c.p_value, -c.effect))
+        head += "; significant but below the effect floor: " + ", ".join(
+            c.describe() for c in small
+        )
+    return head
+
+
 def check_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
     config: MonitoringConfig,
     *,
-    seed: int = 0,
-    with_quality: bool = True,
+    stats: ReferenceStats | None = None,
 ) -> DriftResult:
     """Test every monitored column for drift and decide whether to retrain.
 
@@ -205,44 +183,43 @@ def check_drift(
         reference: the champion's reference profile (``core.profile.PROFILE_COLUMNS`` plus,
             optionally, ``core.predlog.PREDICTION_COLUMNS``).
         current: the same columns from the prediction log window.
-        config: method, per-column threshold, drifted-share trigger and minimum rows.
-        seed: seed for down-sampling frames larger than :data:`MAX_ROWS`.
-        with_quality: also summarise data quality (rows, missing values) of the window.
+        config: FDR level, effect floors, drifted-share trigger and minimum rows.
+        stats: the reference's binned statistics (:func:`monitoring.stats.cached_stats`);
+            computed from ``reference`` when not given.
 
     Returns:
-        A :class:`DriftResult`; ``status`` is ``"not_enough_data"`` (never a retrain) when
-        either frame has fewer than ``config.min_rows`` rows.
+        A :class:`DriftResult` without ``snapshot`` (see :mod:`monitoring.snapshot`);
+        ``status`` is ``"not_enough_data"`` (never a retrain) when either frame has fewer
+        than ``config.min_rows`` rows.
 
     Raises:
         ValueError: if a behaviour-feature column is missing from either frame.
     """
-    from evidently import DataDefinition, Dataset
-
-    numeric, categorical = monitored_columns(reference, current)
+    columns = monitored_columns(reference, current)
     if min(len(reference), len(current)) < config.min_rows:
         return _not_enough(reference, current, config)
-    ref, cur = _prepare(reference, current, numeric, categorical, seed)
-    definition = DataDefinition(numerical_columns=numeric, categorical_columns=categorical)
-    report, count, per_column = _build_report(numeric, categorical, config, with_quality)
-    snapshot = report.run(
-        Dataset.from_pandas(cur, data_definition=definition),
-        Dataset.from_pandas(ref, data_definition=definition),
-    )
-    results = snapshot.metric_results
-    checked = []
-    for col, metric in per_column.items():
-        res = results[metric.metric_id]
-        # The ValueDrift test knows the method's direction (p-value vs distance).
-        drifted = any(t.status.value == "FAIL" for t in res.tests)
-        kind = "prediction" if col in PREDICTION_COLUMNS else "feature"
-        score = float(res.value)
-        checked.append(
-            ColumnDrift(col, kind, metric.method, score, config.stattest_threshold, drifted)
+    if stats is None:
+        stats = ReferenceStats.from_frame(reference, *columns)
+    tests = _tests(stats, current, columns, config)
+    rejected, q_values = benjamini_hochberg([t[2] for t in tests], config.fdr)
+    checked = [
+        ColumnDrift(
+            column=col,
+            kind="prediction" if col in PREDICTION_COLUMNS else "feature",
+            method=method,
+            p_value=p,
+            q_value=q,
+            effect=effect,
+            min_effect=floor,
+            drifted=bool(reject and effect >= floor),
         )
-    share = float(results[count.metric_id].share.value)
-    drift = share >= config.drift_share
-    n_drift = sum(c.drifted for c in checked)
-    return DriftResult(
+        for (col, method, p, effect, floor), reject, q in zip(
+            tests, rejected, q_values, strict=True
+        )
+    ]
+    share = sum(c.drifted for c in checked) / max(len(checked), 1)
+    drift = share > 0 and share >= config.drift_share
+    result = DriftResult(
         status="drift" if drift else "ok",
         share_drifted=share,
         should_retrain=drift,
@@ -250,6 +227,7 @@ def check_drift(
         n_current=len(current),
         drift_share=config.drift_share,
         columns=checked,
-        reason=f"{n_drift}/{len(checked)} columns drifted (trigger: share >= {config.drift_share})",
-        snapshot=snapshot,
+        fdr=config.fdr,
     )
+    result.reason = _reason(result, config)
+    return result

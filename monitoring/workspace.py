@@ -1,6 +1,9 @@
 """Local Evidently workspace: one project whose dashboard follows drift over time.
 
-View it with ``evidently ui --workspace <paths.evidently_workspace>``.
+View it with ``evidently ui --workspace <paths.evidently_workspace>``. Each run carries the
+decision as metadata and tags (``decision:drift``, ``model_version:7``, ``drifted:<column>``);
+the panels plot Evidently's own per-column tests, which are display only (the decision is
+:func:`monitoring.drift.check_drift`'s FDR rule).
 """
 
 from __future__ import annotations
@@ -30,10 +33,13 @@ def _add_dashboard(project: Any) -> None:
     rows = PanelMetric(legend="rows in window", metric="RowCount")
     dashboard = project.dashboard
     dashboard.add_panel(
-        counter_panel("Share of drifted columns (last run)", [share], size="half"), tab=TAB
+        counter_panel("Share of drifted columns, Evidently tests (last run)", [share], size="half"),
+        tab=TAB,
     )
     dashboard.add_panel(counter_panel("Rows in last window", [rows], size="half"), tab=TAB)
-    dashboard.add_panel(line_plot_panel("Share of drifted columns over time", [share]), tab=TAB)
+    dashboard.add_panel(
+        line_plot_panel("Share of drifted columns over time (Evidently tests)", [share]), tab=TAB
+    )
     dashboard.add_panel(bar_plot_panel("Drifted columns per run", [count], size="half"), tab=TAB)
     dashboard.add_panel(line_plot_panel("Rows per window", [rows], size="half"), tab=TAB)
 
