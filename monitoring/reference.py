@@ -13,7 +13,7 @@ from pathlib import Path
 import pandas as pd
 
 from core.config import ProjectConfig
-from core.profile import PROFILE_COLUMNS
+from core.profile import LEGACY_COLUMNS
 from modelkit.registry import download_bundle, registered_champion
 
 logger = logging.getLogger(__name__)
@@ -112,7 +112,8 @@ def load_reference(path: Path) -> pd.DataFrame:
 
     Raises:
         FileNotFoundError: if no reference profile is found at ``path``.
-        ValueError: if the profile lacks any ``PROFILE_COLUMNS`` column.
+        ValueError: if the profile lacks a behaviour column every profile version has
+            (``core.profile.LEGACY_COLUMNS``).
     """
     path = Path(path)
     if path.is_dir():
@@ -124,7 +125,9 @@ def load_reference(path: Path) -> pd.DataFrame:
     elif not path.is_file():
         raise FileNotFoundError(f"reference {path} does not exist")
     frame = pd.read_parquet(path)
-    missing = [c for c in PROFILE_COLUMNS if c not in frame.columns]
+    # Profiles written before the newer columns existed still hold every legacy column;
+    # the drift check then tests the columns both sides have.
+    missing = [c for c in LEGACY_COLUMNS if c not in frame.columns]
     if missing:
         raise ValueError(f"reference {path} lacks profile columns {missing}")
     return frame

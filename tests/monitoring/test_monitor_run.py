@@ -91,9 +91,15 @@ def _log_window(config: ProjectConfig, start: datetime, shift: bool) -> list[str
     folder = config.paths.resolved().prediction_log
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / f"predictions-{start:%Y%m%dT%H%M%S}-1.jsonl"
-    path.write_text("\n".join(json.dumps(r, default=str) for r in rows.to_dict(orient="records")))
+    records = rows.to_dict(orient="records")
+    path.write_text("\n".join(json.dumps(r, default=_plain) for r in records))
     window = ["--since", start.isoformat(), "--until", (start + timedelta(days=1)).isoformat()]
     return window
+
+
+def _plain(value: object) -> object:
+    """JSON form of profile values: arrays (bucket shares) as lists, times as strings."""
+    return value.tolist() if isinstance(value, np.ndarray) else str(value)
 
 
 def _run(env: dict, args: list[str]) -> object:

@@ -18,3 +18,14 @@ def test_load_reference_from_bundle_folder(tmp_path: Path) -> None:
     (tmp_path / "empty").mkdir()
     with pytest.raises(FileNotFoundError, match="has no reference.parquet"):
         load_reference(tmp_path / "empty")
+
+
+def test_a_reference_from_before_the_newer_columns_still_loads(tmp_path: Path) -> None:
+    from core.profile import LEGACY_COLUMNS, PROFILE_COLUMNS
+
+    old = pd.DataFrame({c: ["a"] if c == "top_category" else [1.0] for c in LEGACY_COLUMNS})
+    old.to_parquet(tmp_path / "reference.parquet")
+    assert set(PROFILE_COLUMNS) - set(load_reference(tmp_path).columns) == {
+        "interest_shift",
+        "bucket_shares",
+    }
