@@ -18,6 +18,7 @@ def test_demo_runs_the_whole_loop(state_dir: Path) -> None:
     result = CliRunner().invoke(app, args)
     assert result.exit_code == 0, result.output
     out = result.output
+    print(out)  # the CI log shows the demo's story (-rP)
     for step in ("[1/9]", "[4/9]", "[9/9]", "Summary"):
         assert step in out
     assert "drift before the shift:" in out
