@@ -6,7 +6,7 @@ from typing import Annotated
 
 import typer
 
-from interest.common import config_from
+from interest.common import config_from, quiet_libraries
 
 
 def _show(index: int, total: int, title: str, detail: str | None, seconds: float | None) -> None:
@@ -28,6 +28,8 @@ def demo(
     config = config_from(ctx)
     # Imported here: the pipeline pulls in TensorFlow, and `interest --help` must stay fast.
     from pipelines.demo import DemoOptions, run_demo
+
+    quiet_libraries(ctx)  # after the pipeline imported Optuna/TensorFlow
 
     options = DemoOptions(users=users, days=days, trials=trials, epochs=epochs, seed=seed)
     result = run_demo(config, options, _show)

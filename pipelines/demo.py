@@ -229,7 +229,7 @@ def run_demo(config: ProjectConfig, options: DemoOptions, on_step: StepHook) -> 
         ("Train: features, tune, refit, register, gate", lambda: _train(run)),
         ("Import the champion, build the bento, serve it", lambda: _serve(run)),
         ("Replay traffic from before the shift", lambda: _replay(run, shifted=False)),
-        ("Drift check (expect no drift)", lambda: _drift(run)),
+        ("Drift check of the traffic before the shift", lambda: _drift(run)),
         ("Replay traffic after the interest shift", lambda: _replay(run, shifted=True)),
         ("Monitor run: drift -> retrain -> gate", lambda: _monitor(run)),
         ("Deploy the champion to the running service", lambda: _deploy(run)),
