@@ -194,6 +194,23 @@ class MonitoringConfig(_Section):
     # A retrain needs at least this share of the checked columns to drift (past FDR and the
     # effect floor); 0.05 of ~15 columns means one column suffices.
     drift_share: float = Field(0.05, ge=0.0, le=1.0)
+    # Segments (monitoring/segments.py): the same tests per user segment, under one BH rule
+    # across columns x segments, so a shift in a tenth of the users that the whole window
+    # dilutes still shows in its segment. A segment needs this many rows on both sides to
+    # be tested (fewer: too little power, more hypotheses for nothing); 0 turns segments off.
+    segment_min_rows: int = Field(200, ge=0)
+    # "New" users: the window's history (first event to cutoff) is shorter than this.
+    new_user_hours: float = Field(24.0, gt=0.0)
+    # Category segments: the reference's most frequent top categories, the rest "other".
+    segment_categories: int = Field(5, ge=0)
+    # Retrain on a realised-performance drop too (monitoring/policy.py, needs --data with
+    # outcomes): the window's per-sample `perf_metric` against the champion's own test
+    # scores; fires when the whole bootstrap interval of the relative change lies below
+    # -perf_tolerance, and only with at least perf_min_users labelled users.
+    perf_metric: str = "recall_at_10"
+    perf_tolerance: float = Field(0.05, ge=0.0, lt=1.0)
+    perf_min_users: int = Field(100, ge=1)
+    perf_confidence: float = Field(0.95, gt=0.0, lt=1.0)
     # Display only: the per-column method and threshold of the Evidently report (built after
     # the decision, for people); they do not decide anything.
     stattest: str = "psi"

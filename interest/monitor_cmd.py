@@ -156,6 +156,10 @@ def _print_outcome(
     from serving.package import BentoBuildError
 
     typer.echo(f"{outcome.status}: {outcome.message}")
+    if outcome.status not in ("already_handled", "not_enough_data"):
+        typer.echo(f"evidence: {' + '.join(outcome.evidence) or 'none'}")
+    if outcome.mlflow_run:
+        echo_err(f"mlflow decision run: {outcome.mlflow_run}")
     if outcome.check is not None:
         echo_err(f"report: {outcome.check.report.json}")
     if outcome.retrain is not None:

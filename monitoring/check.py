@@ -193,7 +193,11 @@ def check_window(
         check = VersionCheck(version, ref_path, result, files)
         if result.snapshot is not None:
             check.evidently_run = add_snapshot(
-                paths.evidently_workspace, result.snapshot, name=files.json.stem
+                paths.evidently_workspace,
+                result.snapshot,
+                name=files.json.stem,
+                method=config.monitoring.stattest,
+                threshold=config.monitoring.stattest_threshold,
             )
         params = {
             "reference": str(ref_path),

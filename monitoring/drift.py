@@ -6,8 +6,10 @@ a Wald test of the mean category-bucket shares per user (the interest distributi
 each against binned reference statistics (:mod:`monitoring.stats`). A column drifts when the
 Benjamini-Hochberg procedure over all columns' p-values accepts it at ``MonitoringConfig.fdr``
 *and* its effect size reaches the floor of its test, so a tiny but significant wobble of a
-large window does not fire. The Evidently report is built afterwards, for people
-(:mod:`monitoring.snapshot`).
+large window does not fire. The same tests run per user segment (:mod:`monitoring.segments`)
+under one BH rule across columns x segments; a segment whose share of drifted columns reaches
+the trigger fires too, and the reason names it. The Evidently report is built afterwards, for
+people (:mod:`monitoring.snapshot`).
 """
 
 from __future__ import annotations
@@ -20,8 +22,9 @@ import pandas as pd
 from core.config import MonitoringConfig
 from core.predlog import PREDICTION_CATEGORICAL, PREDICTION_COLUMNS, PREDICTION_NUMERIC
 from core.profile import BUCKET_FEATURES, CATEGORICAL_FEATURES, LEGACY_COLUMNS, NUMERIC_FEATURES
-from monitoring.stats import ReferenceStats, category_values, numeric_values, share_matrix
-from monitoring.stattests import benjamini_hochberg, chi2_test, ks_test, wald_test
+from monitoring.segments import segment_pairs
+from monitoring.stats import ReferenceStats
+from monitoring.stattests import benjamini_hochberg, run_tests
 
 Status = Literal["ok", "drift", "not_enough_data"]
 Method = Literal["ks", "chisquare", "wald"]
@@ -39,11 +42,16 @@ class ColumnDrift:
     effect: float  # K-S D, Cohen's w for chi-square, Mahalanobis d for the Wald test
     min_effect: float
     drifted: bool
+    segment: str = "all"  # ``all`` rows, or one segment such as ``activity=high``
 
     def describe(self) -> str:
         """``column (ks p=1.2e-05, D=0.13)``: the evidence in a few words."""
         name = {"ks": "D", "chisquare": "w"}.get(self.method, "d")
         return f"{self.column} ({self.method} p={self.p_value:.2g}, {name}={self.effect:.3f})"
+
+
+def _share(columns: list[ColumnDrift]) -> float:
+    return sum(c.drifted for c in columns) / max(len(columns), 1)
 
 
 @dataclass
@@ -59,6 +67,7 @@ class DriftResult:
     columns: list[ColumnDrift] = field(default_factory=list)
     reason: str = ""
     fdr: float = 0.05
+    segments: list[ColumnDrift] = field(default_factory=list)  # per-segment tests
     snapshot: Any = field(default=None, repr=False, compare=False)
 
     @property
@@ -66,6 +75,18 @@ class DriftResult:
         """The drifted columns, strongest evidence first (p-value, then effect size)."""
         drifted = [c for c in self.columns if c.drifted]
         return sorted(drifted, key=lambda c: (c.p_value, -c.effect))
+
+    def segment_shares(self) -> dict[str, float]:
+        """Share of drifted columns per tested segment."""
+        names = dict.fromkeys(c.segment for c in self.segments)
+        return {s: _share([c for c in self.segments if c.segment == s]) for s in names}
+
+    @property
+    def drifted_segments(self) -> list[str]:
+        """Segments whose drifted share reaches the trigger, largest share first."""
+        shares = self.segment_shares()
+        fired = [s for s, v in shares.items() if v > 0 and v >= self.drift_share]
+        return sorted(fired, key=lambda s: -shares[s])
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready summary (everything but the snapshot)."""
@@ -80,6 +101,8 @@ class DriftResult:
             "reason": self.reason,
             "drifted_columns": [c.column for c in self.drifted_columns],
             "columns": [asdict(c) for c in self.columns],
+            "drifted_segments": self.drifted_segments,
+            "segments": [asdict(c) for c in self.segments],
         }
 
 
@@ -124,33 +147,6 @@ def _not_enough(
     )
 
 
-def _tests(
-    stats: ReferenceStats,
-    current: pd.DataFrame,
-    columns: tuple[list[str], list[str], list[str]],
-    config: MonitoringConfig,
-) -> list[tuple[str, Method, float, float, float]]:
-    """``(column, method, p_value, effect, floor)`` per testable column."""
-    numeric, categorical, buckets = columns
-    out: list[tuple[str, Method, float, float, float]] = []
-    for col in numeric:
-        values = numeric_values(current[col])
-        if col in stats.numeric and values.size:
-            out.append((col, "ks", *ks_test(stats.numeric[col], values), config.min_ks_effect))
-    for col in categorical:
-        if col in stats.categorical:
-            counts = category_values(current[col]).value_counts()
-            found = {str(k): float(v) for k, v in counts.items()}
-            p, w = chi2_test(stats.categorical[col], found, len(current))
-            out.append((col, "chisquare", p, w, config.min_chi2_effect))
-    for col in buckets:
-        matrix = share_matrix(current[col])
-        if col in stats.buckets and len(matrix) >= 2:
-            p, d = wald_test(stats.buckets[col], matrix)
-            out.append((col, "wald", p, d, config.min_share_effect))
-    return out
-
-
 def _reason(result: DriftResult, config: MonitoringConfig) -> str:
     drifted = result.drifted_columns
     rule = (
@@ -161,6 +157,14 @@ def _reason(result: DriftResult, config: MonitoringConfig) -> str:
     head = f"{len(drifted)}/{len(result.columns)} columns drifted ({rule})"
     if drifted:
         head += ": " + ", ".join(c.describe() for c in drifted)
+    segments = result.drifted_segments
+    if segments and not drifted:  # the whole window did not fire: name what did
+        for segment in segments:
+            found = [c for c in result.segments if c.segment == segment and c.drifted]
+            found.sort(key=lambda c: (c.p_value, -c.effect))
+            head += f"; segment {segment} drove it: " + ", ".join(c.describe() for c in found)
+    elif segments:
+        head += "; drifted segments: " + ", ".join(segments)
     small = [c for c in result.columns if c.q_value <= config.fdr and not c.drifted]
     if small:
         small.sort(key=lambda c: (c.p_value, -c.effect))
@@ -200,8 +204,12 @@ def check_drift(
         return _not_enough(reference, current, config)
     if stats is None:
         stats = ReferenceStats.from_frame(reference, *columns)
-    tests = _tests(stats, current, columns, config)
-    rejected, q_values = benjamini_hochberg([t[2] for t in tests], config.fdr)
+    tests = [("all", *t) for t in run_tests(stats, current, columns, config)]
+    for name, ref_part, cur_part in segment_pairs(reference, current, config):
+        seg_stats = ReferenceStats.from_frame(ref_part, *columns)
+        tests += [(name, *t) for t in run_tests(seg_stats, cur_part, columns, config)]
+    # One FDR rule across columns x segments: more hypotheses, never more false alarms.
+    rejected, q_values = benjamini_hochberg([t[3] for t in tests], config.fdr)
     checked = [
         ColumnDrift(
             column=col,
@@ -212,22 +220,26 @@ def check_drift(
             effect=effect,
             min_effect=floor,
             drifted=bool(reject and effect >= floor),
+            segment=segment,
         )
-        for (col, method, p, effect, floor), reject, q in zip(
+        for (segment, col, method, p, effect, floor), reject, q in zip(
             tests, rejected, q_values, strict=True
         )
     ]
-    share = sum(c.drifted for c in checked) / max(len(checked), 1)
-    drift = share > 0 and share >= config.drift_share
+    overall = [c for c in checked if c.segment == "all"]
+    share = _share(overall)
     result = DriftResult(
-        status="drift" if drift else "ok",
+        status="ok",
         share_drifted=share,
-        should_retrain=drift,
+        should_retrain=False,
         n_reference=len(reference),
         n_current=len(current),
         drift_share=config.drift_share,
-        columns=checked,
+        columns=overall,
         fdr=config.fdr,
+        segments=[c for c in checked if c.segment != "all"],
     )
+    drift = (share > 0 and share >= config.drift_share) or bool(result.drifted_segments)
+    result.status, result.should_retrain = ("drift" if drift else "ok"), drift
     result.reason = _reason(result, config)
     return result

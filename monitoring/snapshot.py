@@ -99,6 +99,7 @@ def snapshot_metadata(result: DriftResult, context: dict[str, Any]) -> dict[str,
         "decision": result.status,
         "should_retrain": str(result.should_retrain),
         "drifted_columns": ", ".join(c.column for c in result.drifted_columns) or "none",
+        "drifted_segments": ", ".join(result.drifted_segments) or "none",
         "reason": result.reason,
     }
 

@@ -8,15 +8,26 @@ window's values, and returns ``(p_value, effect)``:
 - category-bucket shares (one share vector per user): a Wald (two-sample Hotelling) test of
   the mean share vectors with both samples' covariances; effect the Mahalanobis distance.
 
-:func:`benjamini_hochberg` then keeps the columns whose p-values survive the FDR level.
+:func:`run_tests` applies them to every monitored column of a window; :func:`benjamini_hochberg`
+then keeps the columns whose p-values survive the FDR level.
 """
 
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 from scipy import stats as st
 
-from monitoring.stats import CountStats, NumericStats, ShareStats
+from core.config import MonitoringConfig
+from monitoring.stats import (
+    CountStats,
+    NumericStats,
+    ReferenceStats,
+    ShareStats,
+    category_values,
+    numeric_values,
+    share_matrix,
+)
 
 # Chi-square wants an expected count of about 5 per cell: rarer categories are pooled.
 MIN_EXPECTED = 5.0
@@ -134,3 +145,30 @@ def benjamini_hochberg(p_values: list[float], fdr: float) -> tuple[list[bool], l
     q = np.empty(m)
     q[order] = q_sorted
     return (q <= fdr).tolist(), q.tolist()
+
+
+def run_tests(
+    stats: ReferenceStats,
+    current: pd.DataFrame,
+    columns: tuple[list[str], list[str], list[str]],
+    config: MonitoringConfig,
+) -> list[tuple[str, str, float, float, float]]:
+    """``(column, method, p_value, effect, floor)`` per testable column."""
+    numeric, categorical, buckets = columns
+    out: list[tuple[str, str, float, float, float]] = []
+    for col in numeric:
+        values = numeric_values(current[col])
+        if col in stats.numeric and values.size:
+            out.append((col, "ks", *ks_test(stats.numeric[col], values), config.min_ks_effect))
+    for col in categorical:
+        if col in stats.categorical:
+            counts = category_values(current[col]).value_counts()
+            found = {str(k): float(v) for k, v in counts.items()}
+            p, w = chi2_test(stats.categorical[col], found, len(current))
+            out.append((col, "chisquare", p, w, config.min_chi2_effect))
+    for col in buckets:
+        matrix = share_matrix(current[col])
+        if col in stats.buckets and len(matrix) >= 2:
+            p, d = wald_test(stats.buckets[col], matrix)
+            out.append((col, "wald", p, d, config.min_share_effect))
+    return out

@@ -3,7 +3,11 @@
 View it with ``evidently ui --workspace <paths.evidently_workspace>``. Each run carries the
 decision as metadata and tags (``decision:drift``, ``model_version:7``, ``drifted:<column>``);
 the panels plot Evidently's own per-column tests, which are display only (the decision is
-:func:`monitoring.drift.check_drift`'s FDR rule).
+:func:`monitoring.drift.check_drift`'s FDR rule): the share of drifted columns, and each
+column's drift value (``ValueDrift``, series matched by its ``column`` label) over time with
+the method and threshold in the panel's title. Realised performance is not an Evidently
+metric here; it lives in the MLflow ``monitoring`` experiment (``perf_*`` metrics of the
+``performance`` and ``decision`` runs). Panels are added when the project is created.
 """
 
 from __future__ import annotations
@@ -15,7 +19,30 @@ PROJECT_NAME = "interest-evolution"
 TAB = "Drift"
 
 
-def _add_dashboard(project: Any) -> None:
+def _column_panels(dashboard: Any, method: str, threshold: float | None) -> None:
+    """Per-column drift value over time, features and predictions in separate plots."""
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import line_plot_panel
+
+    from core.predlog import PREDICTION_CATEGORICAL, PREDICTION_NUMERIC
+    from core.profile import CATEGORICAL_FEATURES, NUMERIC_FEATURES
+    from monitoring.snapshot import EVENT_BUCKET
+
+    rule = f"{method or 'stattest'}, drift at threshold {threshold:g}" if threshold else method
+    groups = {
+        "features": [*NUMERIC_FEATURES, *CATEGORICAL_FEATURES, EVENT_BUCKET],
+        "predictions": [*PREDICTION_NUMERIC, *PREDICTION_CATEGORICAL],
+    }
+    for name, columns in groups.items():
+        series = [
+            PanelMetric(legend=c, metric="ValueDrift", metric_labels={"column": c}) for c in columns
+        ]
+        title = f"Drift per column over time, {name} ({rule})"
+        description = "Evidently's per-column test (display only; the decision is the FDR rule)"
+        dashboard.add_panel(line_plot_panel(title, series, description=description), tab=TAB)
+
+
+def _add_dashboard(project: Any, method: str = "", threshold: float | None = None) -> None:
     """Panels over every run's metrics, identified by metric type and labels, not position."""
     from evidently.sdk.models import PanelMetric
     from evidently.sdk.panels import bar_plot_panel, counter_panel, line_plot_panel
@@ -42,10 +69,20 @@ def _add_dashboard(project: Any) -> None:
     )
     dashboard.add_panel(bar_plot_panel("Drifted columns per run", [count], size="half"), tab=TAB)
     dashboard.add_panel(line_plot_panel("Rows per window", [rows], size="half"), tab=TAB)
+    _column_panels(dashboard, method, threshold)
 
 
-def get_project(workspace_dir: Path, name: str = PROJECT_NAME) -> tuple[Any, Any]:
+def get_project(
+    workspace_dir: Path,
+    name: str = PROJECT_NAME,
+    *,
+    method: str = "",
+    threshold: float | None = None,
+) -> tuple[Any, Any]:
     """Open (or create) the workspace and the project with its dashboard.
+
+    ``method`` and ``threshold`` (``monitoring.stattest``/``stattest_threshold``) name the
+    per-column panels' rule.
 
     Returns:
         ``(workspace, project)``.
@@ -60,17 +97,24 @@ def get_project(workspace_dir: Path, name: str = PROJECT_NAME) -> tuple[Any, Any
     project = workspace.create_project(
         name, description="Drift of the prediction log vs the champion"
     )
-    _add_dashboard(project)
+    _add_dashboard(project, method, threshold)
     return workspace, project
 
 
-def add_snapshot(workspace_dir: Path, snapshot: Any, name: str | None = None) -> str:
-    """Store a drift snapshot in the workspace project.
+def add_snapshot(
+    workspace_dir: Path,
+    snapshot: Any,
+    name: str | None = None,
+    *,
+    method: str = "",
+    threshold: float | None = None,
+) -> str:
+    """Store a drift snapshot in the workspace project (created with its dashboard).
 
     Returns:
         The id of the stored run.
     """
-    workspace, project = get_project(workspace_dir)
+    workspace, project = get_project(workspace_dir, method=method, threshold=threshold)
     ref = workspace.add_run(project.id, snapshot, name=name)
     return str(ref.id)
 

@@ -1,4 +1,10 @@
-"""The scheduled monitoring pass: lock -> ledger -> drift -> cooldown -> retrain -> gate.
+"""The scheduled monitoring pass: lock -> ledger -> evidence -> cooldown -> retrain -> gate.
+
+Two kinds of evidence ask for a retrain: interest drift (:mod:`monitoring.drift`, per column
+and per segment) and a realised-performance drop (:mod:`monitoring.policy`: the window's
+scores against the champion's own test scores, judged with a bootstrap interval; only with
+an event log that holds the outcomes). Every decision names the evidence that fired in the
+ledger, the outcome's message and an MLflow ``decision`` run.
 
 Monitoring decides (:mod:`monitoring.check`, :mod:`monitoring.loop`), training trains
 (:func:`pipelines.train.train` with a warm start, in process), the promotion gate is the
@@ -10,9 +16,10 @@ untouched and the window unhandled, so the next run retries it.
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 
@@ -27,7 +34,8 @@ from monitoring.loop import (
     run_lock,
     window_key,
 )
-from monitoring.reference import champion_reference
+from monitoring.policy import PerformanceCheck, judge_window, log_decision, retrain_evidence
+from monitoring.reference import champion_bundle, champion_reference
 from pipelines.train import TrainRequest, TrainResult, train
 
 #: Exit status of ``interest monitor run`` per outcome (documented in the README).
@@ -65,6 +73,9 @@ class MonitorOutcome:
     check: WindowCheck | None = None
     retrain: TrainResult | None = None
     study_name: str | None = None
+    performance: PerformanceCheck | None = None
+    evidence: list[str] = field(default_factory=list)  # "drift", "performance"
+    mlflow_run: str | None = None  # the decision's run in the ``monitoring`` experiment
 
 
 def retrain_config(
@@ -133,27 +144,82 @@ def run_monitor(
         check = check_window(config, None, start, end, stamp=stamp, trigger="monitor run")
         drift = check.drift
         out = MonitorOutcome(drift.status, key, drift.reason, champion, check)
-        entry = {"status": drift.status, "checked_at": stamp, "report": str(check.report.json)}
         if drift.status == "not_enough_data":
             return out  # late log lines may still arrive: check the window again next time
-        if not drift.should_retrain:
-            ledger.record(key, entry, retrained_at=None)
-            return out
-        left = cooldown_left(ledger, config.monitoring.cooldown, now)
-        if left is not None:
-            out.status, out.message = "cooldown", f"drift, but the retrain cooldown has {left} left"
-            return out
-        if request is None:
-            out.status = "no_data"
-            out.message = "drift, but no event log to retrain on: pass --data and --format"
-            return out
-        out.study_name = f"monitor-{stamp}-v{champion}"
-        out.retrain = (retrainer or retrain)(config, request, out.study_name)
-        reasons = out.retrain.decision.reasons if out.retrain.decision else []
-        out.status = "promoted" if out.retrain.promoted else "refused"
-        out.message = "; ".join(reasons)
-        entry.update(
-            status=out.status, study=out.study_name, version=out.retrain.version, reasons=reasons
-        )
-        ledger.record(key, entry, retrained_at=now)
+        out.performance = _judge(config, start, end, request, champion)
+        out.evidence = retrain_evidence(drift.should_retrain, out.performance)
+        out.message = _evidence_message(drift.reason, out.performance, out.evidence)
+        entry = {
+            "status": drift.status,
+            "checked_at": stamp,
+            "report": str(check.report.json),
+            "evidence": out.evidence,
+            "drifted_segments": drift.drifted_segments,
+            "performance": out.performance.to_dict() if out.performance else None,
+        }
+        _decided(out, config, start, end, retrainer, request, ledger, entry, now, stamp)
         return out
+
+
+def _judge(
+    config: ProjectConfig,
+    start: datetime,
+    end: datetime,
+    request: RetrainRequest | None,
+    champion: str,
+) -> PerformanceCheck | None:
+    """The realised-performance check, when an event log with outcomes is given."""
+    if request is None or not Path(request.data).is_file():
+        return None
+    from eventlogs.loaders import load_events
+
+    data = config.data.model_copy(update={"format": request.format})
+    events = load_events(request.data, data).events
+    return judge_window(config, start, end, events, champion, champion_bundle(config)[0])
+
+
+def _evidence_message(reason: str, perf: PerformanceCheck | None, evidence: list[str]) -> str:
+    said = f"retrain evidence: {' + '.join(evidence) or 'none'}; drift: {reason}"
+    return said + (f"; performance ({perf.status}): {perf.reason}" if perf else "")
+
+
+def _decided(
+    out: MonitorOutcome,
+    config: ProjectConfig,
+    start: datetime,
+    end: datetime,
+    retrainer: Retrainer | None,
+    request: RetrainRequest | None,
+    ledger: Ledger,
+    entry: dict[str, Any],
+    now: datetime,
+    stamp: str,
+) -> None:
+    """Retrain when evidence fired (cooldown and data allowing); record and log the decision."""
+    retrained = None
+    if not out.evidence:
+        out.status = "ok"
+        ledger.record(out.key, {**entry, "status": "ok"}, retrained_at=None)
+    elif (left := cooldown_left(ledger, config.monitoring.cooldown, now)) is not None:
+        out.status = "cooldown"
+        out.message = f"{' + '.join(out.evidence)}, but the retrain cooldown has {left} left"
+    elif request is None:
+        out.status = "no_data"
+        out.message = (
+            f"{' + '.join(out.evidence)}, but no event log to retrain on: pass --data and --format"
+        )
+    else:
+        out.study_name = f"monitor-{stamp}-v{out.champion}"
+        out.retrain = retrained = (retrainer or retrain)(config, request, out.study_name)
+        reasons = retrained.decision.reasons if retrained.decision else []
+        out.status = "promoted" if retrained.promoted else "refused"
+        out.message = f"retrained on {' + '.join(out.evidence)}: " + "; ".join(reasons)
+        entry.update(status=out.status, study=out.study_name, version=retrained.version)
+        ledger.record(out.key, {**entry, "reasons": reasons}, retrained_at=now)
+    params = {
+        "since": pd.Timestamp(start).isoformat(),
+        "until": pd.Timestamp(end).isoformat(),
+        "champion": str(out.champion),
+        "study": str(out.study_name),
+    }
+    out.mlflow_run = log_decision(config, out.status, out.evidence, out.performance, params)
