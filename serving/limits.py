@@ -1,19 +1,32 @@
-"""ASGI guard in front of the service: request-body size limit and optional bearer token.
+"""ASGI guard in front of the service: body size and type, bearer token, one 4xx shape.
 
 BentoML 1.4 has no body-size setting, so this middleware answers 413 before the body is
-parsed: from ``Content-Length`` when present, otherwise by counting a chunked body.
+parsed: from ``Content-Length`` when present, otherwise by counting a chunked body. A body
+sent as anything but JSON gets 415 (BentoML would try its multipart parser and fail with a
+500). Every 4xx answer leaves as ``{"error", "field"}`` (:func:`serving.errors.reshape`)
+and is logged as one warning line.
 """
 
 from __future__ import annotations
 
 import hmac
 import json
+import logging
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.config import load_config
+from serving.errors import reshape
 
+logger = logging.getLogger("bentoml.serve.interest")  # shown by BentoML's log config
+
+BODY_METHODS = ("POST", "PUT", "PATCH")
 OPEN_PATHS = ("/livez", "/readyz", "/healthz", "/metrics", "/docs.json", "/schema.json")
+
+
+def _is_json(content_type: bytes) -> bool:
+    media = content_type.split(b";")[0].strip().lower()
+    return media == b"application/json" or media.endswith(b"+json")
 
 
 async def _reject(send: Send, status: int, message: str, field: str = "body") -> None:
@@ -54,11 +67,20 @@ class RequestGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        return await self._guard(scope, receive, _shaping(scope, send))
+
+    async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])
         if self.auth_token and not scope["path"].startswith(OPEN_PATHS) and scope["path"] != "/":
             given = headers.get(b"authorization", b"").decode("latin-1")
             if not hmac.compare_digest(given, f"Bearer {self.auth_token}"):
                 return await _reject(send, 401, "missing or wrong bearer token", "Authorization")
+        content_type = headers.get(b"content-type")
+        if scope.get("method") in BODY_METHODS and content_type and not _is_json(content_type):
+            given = content_type.decode("latin-1")[:100]
+            return await _reject(
+                send, 415, f"send the body as application/json, not {given}", "Content-Type"
+            )
         length = headers.get(b"content-length")
         if length is not None:
             try:
@@ -72,7 +94,7 @@ class RequestGuard:
                     send, 413, f"body of {size} bytes exceeds the limit of {self.max_body_bytes}"
                 )
             return await self.app(scope, receive, send)
-        if scope.get("method") not in ("POST", "PUT", "PATCH"):
+        if scope.get("method") not in BODY_METHODS:
             return await self.app(scope, receive, send)
         # Chunked body: read it up to the limit, then replay it to the app.
         chunks, size, more = [], 0, True
@@ -95,3 +117,40 @@ class RequestGuard:
             return {"type": "http.request", "body": b"".join(chunks), "more_body": False}
 
         return await self.app(scope, replay, send)
+
+
+def _shaping(scope: Scope, send: Send) -> Send:
+    """Wrap ``send`` so that a 4xx answer leaves in the one error shape, logged once."""
+    start: Message | None = None
+    chunks: list[bytes] = []
+
+    async def shaped(message: Message) -> None:
+        nonlocal start
+        if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
+            start = message
+            return
+        if start is None or message["type"] != "http.response.body":
+            return await send(message)
+        chunks.append(message.get("body", b""))
+        if message.get("more_body", False):
+            return
+        status, body = start["status"], b"".join(chunks)
+        body = reshape(status, body) or body
+        try:
+            error = json.loads(body)["error"]
+        except (ValueError, KeyError, TypeError):
+            error = "?"
+        logger.warning("%s %s answered %d: %s", scope.get("method"), scope["path"], status, error)
+        kept = [
+            (k, v)
+            for k, v in start.get("headers", [])
+            if k.lower() not in (b"content-length", b"content-type")
+        ]
+        kept += [
+            (b"content-type", b"application/json"),
+            (b"content-length", str(len(body)).encode()),
+        ]
+        await send({**start, "headers": kept})
+        await send({"type": "http.response.body", "body": body})
+
+    return shaped

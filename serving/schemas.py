@@ -19,6 +19,10 @@ Behavior = Literal[BEHAVIORS]  # type: ignore[valid-type]
 #: configured limits (ServingConfig.max_events / max_batch_users) are checked.
 HARD_MAX_EVENTS = 100_000
 HARD_MAX_USERS = 10_000
+#: Timestamps the feature code can hold (int64 nanoseconds since the epoch, from 1970 on).
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(2262, 4, 11, tzinfo=UTC)
+TIME_RANGE = f"{EARLIEST:%Y-%m-%d}..{LATEST:%Y-%m-%d} (UTC)"
 
 
 def _as_utc(value: datetime | None) -> datetime | None:
@@ -26,7 +30,10 @@ def _as_utc(value: datetime | None) -> datetime | None:
     if value is None:
         return None
     if value.tzinfo is None:
-        return value.replace(tzinfo=UTC)
+        value = value.replace(tzinfo=UTC)
+    # Compared before astimezone, which overflows near years 1 and 9999.
+    if not EARLIEST <= value < LATEST:
+        raise ValueError(f"{value.isoformat()} is outside the supported range {TIME_RANGE}")
     return value.astimezone(UTC)
 
 
@@ -48,7 +55,8 @@ class Event(_Strict):
     )
     behavior: Behavior = Field(description="what the user did", examples=["view"])
     timestamp: datetime = Field(
-        description="ISO 8601 (naive = UTC) or unix seconds", examples=["2017-12-03T10:15:00Z"]
+        description=f"ISO 8601 (naive = UTC) or unix seconds, within {TIME_RANGE}",
+        examples=["2017-12-03T10:15:00Z"],
     )
     price: float | None = Field(None, allow_inf_nan=False, description="optional, unused")
     brand: str | None = Field(None, max_length=256, description="optional brand id")
@@ -96,7 +104,7 @@ class PredictRequest(_Strict):
     cutoff: datetime | None = Field(
         None,
         description=(
-            "predict as of this time (default: now, UTC). Events up to "
+            f"predict as of this time (default: now, UTC), within {TIME_RANGE}. Events up to "
             "max_future_skew_s after it are tolerated and move the cutoff just past them."
         ),
     )

@@ -53,6 +53,7 @@ from serving.deployed import (
 )
 from serving.desired import Desired, DesiredFile
 from serving.encode import RequestError, encode_requests
+from serving.errors import quiet_client_errors
 from serving.finish import Job, answer_batch
 from serving.limits import RequestGuard
 from serving.openapi import document
@@ -100,6 +101,7 @@ class InterestService:
 
     def __init__(self) -> None:
         started = time.perf_counter()
+        quiet_client_errors()  # a 4xx is one warning line (serving.limits), not a traceback
         project = load_config()
         paths = project.paths.resolved()
         self.config = project.serving
@@ -256,6 +258,17 @@ class InterestService:
     async def remove_shadow(self) -> ShadowResponse | JSONResponse:
         """Stop shadow predictions."""
         return await self._change_shadow(None)
+
+    @info_app.api_route(
+        "/admin/shadow", methods=["GET", "PUT", "PATCH", "OPTIONS"], include_in_schema=False
+    )
+    def shadow_methods(self) -> JSONResponse:
+        """405 naming both methods (Starlette's own 405 names only the first route's)."""
+        return JSONResponse(
+            {"error": "use POST or DELETE", "field": "method"},
+            status_code=405,
+            headers={"Allow": "DELETE, POST"},
+        )
 
     async def _change_shadow(self, tag: str | None) -> ShadowResponse | JSONResponse:
         try:

@@ -69,3 +69,69 @@ def test_bearer_token_guards_the_admin_and_model_routes():
         assert status == 401 and json.loads(body)["field"] == "Authorization"
     token = [(b"authorization", b"Bearer s3cret")]
     assert _call(guard, [b"{}"], token, path="/admin/reload")[0] == 200
+
+
+def test_non_json_bodies_get_415_naming_the_content_type():
+    guard = RequestGuard(_echo, max_body_bytes=100)
+    for media in (b"multipart/form-data", b"application/x-www-form-urlencoded", b"text/plain"):
+        status, body = _call(guard, [b"x"], [(b"content-type", media)])
+        assert status == 415 and json.loads(body)["field"] == "Content-Type"
+    assert _call(guard, [b"{}"], [(b"content-type", b"application/json; charset=utf-8")])[0] == 200
+
+
+def _answer(status: int, body: bytes):
+    async def app(scope, receive, send):
+        await send({"type": "http.response.start", "status": status, "headers": []})
+        await send({"type": "http.response.body", "body": body})
+
+    return app
+
+
+def test_every_4xx_leaves_in_the_one_error_shape():
+    pydantic_400 = json.dumps(
+        {
+            "error": "2 validation errors for PredictRequestIODescriptor",
+            "detail": [
+                {"loc": ["users", 0, "events", 2, "timestamp"], "msg": "Value error, too old"},
+                {"loc": ["x"], "msg": "Extra inputs are not permitted"},
+            ],
+        }
+    ).encode()
+    cases = [
+        (400, pydantic_400, "users[0].events[2].timestamp"),
+        (415, b'[{"error": "pickle is not allowed"}]', "Content-Type"),
+        (404, b"Not Found", "path"),
+        (400, b'{"error": "users[1].events: none", "field": "users[1].events"}', "users[1].events"),
+    ]
+    for status, raw, field in cases:
+        got, body = _call(RequestGuard(_answer(status, raw), max_body_bytes=100), [b"{}"])
+        data = json.loads(body)
+        assert got == status and set(data) == {"error", "field"} and data["field"] == field
+    data = json.loads(_call(RequestGuard(_answer(400, pydantic_400), 100), [b"{}"])[1])
+    assert data["error"] == "users[0].events[2].timestamp: too old (and 1 more errors)"
+
+
+def test_client_error_tracebacks_are_filtered_but_server_errors_kept():
+    import logging
+    import sys
+
+    from pydantic import BaseModel
+
+    from serving.errors import ClientErrorFilter
+
+    class M(BaseModel):
+        x: int
+
+    def record(exc: BaseException) -> logging.LogRecord:
+        try:
+            raise exc
+        except BaseException:  # noqa: BLE001
+            info = sys.exc_info()
+        return logging.LogRecord("b", logging.ERROR, "f", 1, "Exception on /p", (), info)
+
+    try:
+        M.model_validate({"x": "no"})
+    except Exception as exc:  # noqa: BLE001
+        invalid = exc
+    assert not ClientErrorFilter().filter(record(invalid))
+    assert ClientErrorFilter().filter(record(RuntimeError("bug")))

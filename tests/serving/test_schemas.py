@@ -67,3 +67,20 @@ def test_batch_request_locates_errors_per_user():
             {"users": [{"events": [EVENT]}, {"events": [{**EVENT, "behavior": 3}]}]}
         )
     assert ("users", 1, "events", 0, "behavior") in _locs(info.value)
+
+
+@pytest.mark.parametrize(
+    ("timestamp", "cutoff", "field"),
+    [
+        ("0875-04-26T22:04:37Z", None, ("events", 0, "timestamp")),
+        ("2017-12-03T10:15:00Z", "9999-12-31T23:59:59Z", ("cutoff",)),
+        ("0001-01-01T00:00:00+01:00", None, ("events", 0, "timestamp")),
+        (-1, None, ("events", 0, "timestamp")),
+    ],
+)
+def test_timestamps_outside_the_int64_ns_range_are_rejected(timestamp, cutoff, field) -> None:
+    event = {"item_id": "i", "category_id": "c", "behavior": "view", "timestamp": timestamp}
+    with pytest.raises(ValidationError) as info:
+        PredictRequest.model_validate({"events": [event], "cutoff": cutoff})
+    error = info.value.errors()[0]
+    assert error["loc"] == field and "1970-01-01..2262-04-11" in error["msg"]
