@@ -15,6 +15,10 @@ of the demo's false alarm) and ``detection_rate``. ``check_s`` times the decisio
 repeat) with the reference's cached statistics; the Evidently report and its HTML, built
 after the decision, are timed apart.
 
+Segment tests (:mod:`monitoring.segments`) are on (``segment_min_rows`` 400);
+``--segment-min-rows 0 --out benchmarks/results/drift_no_segments.json`` gives the figures
+without them. ``segment_alarm_rate`` is the share of windows that only a segment raised.
+
 Run:  .venv/bin/python -m benchmarks.drift [--seeds 10] [--users 4000] [--workers 2]
 Writes benchmarks/results/drift.json.
 """
@@ -57,6 +61,7 @@ TUNED = {
     "min_share_effect": 0.1,
     "drift_share": 0.05,
     "min_rows": 1000,
+    "segment_min_rows": 400,  # per-segment tests (monitoring/segments.py); 0: off
 }
 # A pure sequence-length fluctuation (no interest shift) of the demo's false alarm's size.
 SEQ_LEN_SCALE = 1.05
@@ -95,6 +100,7 @@ def _row(seed: int, shift: float, case: str, window: pd.DataFrame, result: Any) 
         "n_current": len(window),
         "status": result.status,
         "drifted": [c.column for c in result.drifted_columns],
+        "drifted_segments": result.drifted_segments,
         "p_values": {c.column: float(f"{c.p_value:.3g}") for c in result.columns},
         "effects": {c.column: round(c.effect, 4) for c in result.columns},
     }
@@ -176,7 +182,14 @@ def summarize(rows: list[dict[str, Any]], small: int) -> dict[str, Any]:
             "seq_len_false_alarm_rate": float(part[part["case"] == "seq_len"]["alarm"].mean()),
             "detection_rate": {str(s): float(by_shift[s]) for s in by_shift.index if s > 0},
             "first_driver": {
-                str(s): pd.Series([d[0] for d in ds]).value_counts().to_dict() for s, ds in drivers
+                str(s): pd.Series([d[0] if d else "a segment" for d in ds]).value_counts().to_dict()
+                for s, ds in drivers
+            },
+            "segment_alarm_rate": {  # alarms that only a segment raised
+                str(s): float(g.mean())
+                for s, g in shifted.assign(
+                    seg_only=shifted["alarm"] & (shifted["drifted"].str.len() == 0)
+                ).groupby("shift")["seg_only"]
             },
         }
     return out
@@ -189,16 +202,19 @@ def main() -> None:
     parser.add_argument("--users", type=int, default=4000)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--small", type=int, default=TUNED["min_rows"], help="small window rows")
+    parser.add_argument("--segment-min-rows", type=int, default=TUNED["segment_min_rows"])
+    parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
-    jobs = [(s, x, args.users, TUNED, args.small) for s in range(args.seeds) for x in SHIFTS]
+    tuned = {**TUNED, "segment_min_rows": args.segment_min_rows}
+    jobs = [(s, x, args.users, tuned, args.small) for s in range(args.seeds) for x in SHIFTS]
     start = time.perf_counter()
     with ProcessPoolExecutor(args.workers) as pool:
         rows = [r for case in pool.map(run_case, jobs) for r in case]
     sweep_s = time.perf_counter() - start
-    timing = time_check(MonitoringConfig().model_copy(update=TUNED))
+    timing = time_check(MonitoringConfig().model_copy(update=tuned))
     rates = summarize(rows, args.small)
     report = {
-        "config": TUNED,
+        "config": tuned,
         "seeds": args.seeds,
         "n_users": args.users,
         "false_alarm_rate": {k: v["false_alarm_rate"] for k, v in rates.items()},
@@ -209,8 +225,8 @@ def main() -> None:
         "sweep_s": round(sweep_s, 1),
         "cases": rows,
     }
-    RESULTS.parent.mkdir(parents=True, exist_ok=True)
-    RESULTS.write_text(json.dumps(report, indent=1))
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=1))
     print(json.dumps({k: report[k] for k in ("config", "rates", "timing", "sweep_s")}, indent=1))
 
 

@@ -198,11 +198,16 @@ class MonitoringConfig(_Section):
     # across columns x segments, so a shift in a tenth of the users that the whole window
     # dilutes still shows in its segment. A segment needs this many rows on both sides to
     # be tested (fewer: too little power, more hypotheses for nothing); 0 turns segments off.
-    segment_min_rows: int = Field(200, ge=0)
+    segment_min_rows: int = Field(400, ge=0)
     # "New" users: the window's history (first event to cutoff) is shorter than this.
     new_user_hours: float = Field(24.0, gt=0.0)
     # Category segments: the reference's most frequent top categories, the rest "other".
     segment_categories: int = Field(5, ge=0)
+    # A segment's effect floors are the column floors times this. A segment is a selected
+    # subpopulation whose make-up moves with the population (a 5% rise of seq_len moves users
+    # across the activity terciles and shifts the segment's category shares): with 1.5 and
+    # 200 rows, benchmarks/drift.py raised 10-50% false alarms; 2.0 and 400 rows raised none.
+    segment_effect_factor: float = Field(2.0, ge=1.0)
     # Retrain on a realised-performance drop too (monitoring/policy.py, needs --data with
     # outcomes): the window's per-sample `perf_metric` against the champion's own test
     # scores; fires when the whole bootstrap interval of the relative change lies below

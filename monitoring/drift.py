@@ -206,8 +206,10 @@ def check_drift(
         stats = ReferenceStats.from_frame(reference, *columns)
     tests = [("all", *t) for t in run_tests(stats, current, columns, config)]
     for name, ref_part, cur_part in segment_pairs(reference, current, config):
-        seg_stats = ReferenceStats.from_frame(ref_part, *columns)
-        tests += [(name, *t) for t in run_tests(seg_stats, cur_part, columns, config)]
+        own = tuple([c for c in group if c in ref_part.columns] for group in columns)
+        seg_stats = ReferenceStats.from_frame(ref_part, *own)
+        found = run_tests(seg_stats, cur_part, own, config)
+        tests += [(name, *t[:4], t[4] * config.segment_effect_factor) for t in found]
     # One FDR rule across columns x segments: more hypotheses, never more false alarms.
     rejected, q_values = benjamini_hochberg([t[3] for t in tests], config.fdr)
     checked = [

@@ -12,6 +12,7 @@ means is taken. The drop fires only when the whole interval lies below
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
@@ -69,8 +70,13 @@ def _user_sums(scores: SampleScores, metric: str) -> tuple[np.ndarray, np.ndarra
 
 
 def _resampled_means(sums: np.ndarray, counts: np.ndarray, n: int, seed: int) -> np.ndarray:
-    drawn = np.random.default_rng(seed).integers(0, sums.size, size=(n, sums.size))
-    return sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1)
+    """Means of ``n`` user resamples, drawn in blocks of at most ~2M indices (memory)."""
+    rng, out = np.random.default_rng(seed), np.empty(n)
+    block = max(1, 2_000_000 // sums.size)
+    for start in range(0, n, block):
+        drawn = rng.integers(0, sums.size, size=(min(block, n - start), sums.size))
+        out[start : start + len(drawn)] = sums[drawn].sum(axis=1) / counts[drawn].sum(axis=1)
+    return out
 
 
 def check_performance(
@@ -150,24 +156,34 @@ def judge_window(
     config: ProjectConfig,
     start: datetime,
     end: datetime,
-    events: pd.DataFrame,
+    events: Callable[[], pd.DataFrame],
     champion: str,
     bundle: Path,
 ) -> PerformanceCheck:
-    """Realised performance of the champion's records of ``[start, end)``, judged."""
+    """Realised performance of the champion's records of ``[start, end)``, judged.
+
+    ``events`` loads the event log; it is called only when the champion stored test scores
+    and the window's records can be labelled (they carry ``user_hash`` and ``cutoff``).
+    """
     from core.predlog import read_prediction_log
 
+    mon = config.monitoring
+    reference = champion_test_samples(config, champion)
+    if reference is None:
+        return check_performance(None, None, mon)
     log_dir = config.paths.resolved().prediction_log
     records = read_prediction_log(log_dir, start, end) if log_dir.is_dir() else pd.DataFrame()
-    window = None
-    if not records.empty:
-        window = window_scores(records, events, bundle, champion)[1]
-    reference = champion_test_samples(config, champion)
-    check = check_performance(window, reference, config.monitoring)
+    missing = [c for c in ("user_hash", "cutoff") if c not in records.columns]
+    if records.empty or missing:
+        why = f"the window's records lack {missing}" if missing else "no record in the window"
+        return PerformanceCheck(
+            "not_enough_labels", mon.perf_metric, mon.perf_tolerance, reason=why
+        )
+    window = window_scores(records, events(), bundle, champion)[1]
+    check = check_performance(window, reference, mon)
     profile = Path(bundle) / "reference.parquet"
     if window is None or not profile.is_file():
         return check
-    mon = config.monitoring
     by_segment = segment_scores(records, window, pd.read_parquet(profile), mon, mon.perf_metric)
     if not by_segment:
         return check

@@ -128,6 +128,7 @@ def log_to_mlflow(
                 "min_chi2_effect": config.min_chi2_effect,
                 "drift_share": config.drift_share,
                 "min_rows": config.min_rows,
+                "segment_min_rows": config.segment_min_rows,
                 **params,
             }
         )
@@ -143,6 +144,7 @@ def log_to_mlflow(
             {
                 "decision": result.status,
                 "drifted": ",".join(c.column for c in result.drifted_columns),
+                "drifted_segments": ",".join(result.drifted_segments),
             }
         )
         mlflow.log_artifact(str(files.json), artifact_path="reports")

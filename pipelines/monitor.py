@@ -174,8 +174,14 @@ def _judge(
     from eventlogs.loaders import load_events
 
     data = config.data.model_copy(update={"format": request.format})
-    events = load_events(request.data, data).events
-    return judge_window(config, start, end, events, champion, champion_bundle(config)[0])
+    return judge_window(
+        config,
+        start,
+        end,
+        lambda: load_events(request.data, data).events,
+        champion,
+        champion_bundle(config)[0],
+    )
 
 
 def _evidence_message(reason: str, perf: PerformanceCheck | None, evidence: list[str]) -> str:

@@ -155,7 +155,7 @@ def test_performance_per_segment_matches_records(config: ProjectConfig, tmp_path
     from monitoring.policy import judge_window
     from monitoring.reference import champion_bundle
 
-    check = judge_window(config, START, END, events, version, champion_bundle(config)[0])
+    check = judge_window(config, START, END, lambda: events, version, champion_bundle(config)[0])
     assert check.segments and "lowest segment" in check.reason
     per_kind = {}
     for name, figures in check.segments.items():
