@@ -22,14 +22,7 @@ from core.hashing import hash_user
 from core.predlog import RANKED_CATEGORIES, PredictionRecord, finite, rank_categories
 from core.profile import summarize_arrays
 from core.schema import conform
-from serving.schemas import (
-    BucketShare,
-    CategoryScore,
-    ModelRef,
-    PredictRequest,
-    PredictResponse,
-    TrajectoryPeriod,
-)
+from serving.schemas import ModelRef, PredictRequest
 
 TRAJECTORY_TOP = 5  # buckets reported per future period
 _NUDGE = timedelta(milliseconds=1)  # cutoff moves just past tolerated "future" events
@@ -167,11 +160,29 @@ def encode_requests(
         if key not in position:
             raise RequestError(f"{prefix}events", "no events inside the model's history window")
     arrays = arrays.select(np.array([position[k] for k in keys]))
-    oov = [
-        int((bundle.vocab.encode([e.category_id for e in r.events]) == 1).sum()) for r in requests
-    ]
+    # One vocabulary lookup for all requests' events, split back per request.
+    unknown = bundle.vocab.encode([e.category_id for r in requests for e in r.events]) == 1
+    stops = np.cumsum([len(r.events) for r in requests])[:-1]
+    oov = [int(part.sum()) for part in np.split(unknown, stops)]
     ids = [uuid.uuid4().hex for _ in requests]
     return Encoded(arrays=arrays, cutoffs=cutoffs, oov_events=oov, request_ids=ids)
+
+
+def _json_time(value: datetime) -> str:
+    # The same text pydantic writes for a UTC datetime.
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def _floats(values: np.ndarray) -> list[Any]:
+    # NaN/inf as null, as pydantic's JSON does; the common all-finite case stays vectorised.
+    listed = values.tolist()
+    if np.isfinite(values).all():
+        return listed
+    return (
+        [[finite(v) for v in row] for row in listed]
+        if values.ndim > 1
+        else [finite(v) for v in listed]
+    )
 
 
 def build_responses(
@@ -183,45 +194,60 @@ def build_responses(
     model: ModelRef,
     period: str,
     default_top_k: int,
-) -> list[PredictResponse]:
-    """Turn model outputs (rows in request order) into responses."""
+) -> list[dict[str, Any]]:
+    """Turn model outputs (rows in request order) into responses.
+
+    Returns plain dicts with exactly :class:`PredictResponse`'s JSON shape (what it would
+    serialise to), built with array operations per micro-batch: validating a pydantic
+    model per category and bucket cost more than the model call.
+    """
     scores = np.asarray(outputs["next_cats"])
     ks = [r.top_k or default_top_k for r in requests]
     ranked = rank_categories(scores, max(ks, default=1))
-    buy = np.asarray(outputs["buy"]).reshape(-1)
-    churn = np.asarray(outputs["churn"]).reshape(-1)
+    width = ranked.shape[1]
+    names = vocab.decode(ranked.reshape(-1))
+    top_scores = _floats(np.take_along_axis(scores, ranked, axis=1))
+    buy = _floats(np.asarray(outputs["buy"]).reshape(-1))
+    churn = _floats(np.asarray(outputs["churn"]).reshape(-1))
     trajectory = np.asarray(outputs["trajectory"])
-    used = (encoded.arrays.cat > 0).sum(axis=1)
+    order = np.argsort(-trajectory, axis=-1, kind="stable")[..., :TRAJECTORY_TOP]
+    shares = _floats(np.take_along_axis(trajectory, order, axis=-1).reshape(len(requests), -1))
+    order_list = order.tolist()
+    used = (encoded.arrays.cat > 0).sum(axis=1).tolist()
+    ref = model.model_dump()
     responses = []
     for i, request in enumerate(requests):
-        top = ranked[i, : ks[i]]
-        names = vocab.decode(top)
-        periods = []
-        for p, shares in enumerate(trajectory[i], start=1):
-            order = np.argsort(-shares, kind="stable")[:TRAJECTORY_TOP]
+        k = min(ks[i], width)
+        row_names = names[i * width : i * width + k]
+        periods, flat = [], shares[i]
+        for p, picked in enumerate(order_list[i]):
+            base = p * len(picked)
             periods.append(
-                TrajectoryPeriod(
-                    period=p,
-                    buckets=[BucketShare(bucket=buckets[b], share=float(shares[b])) for b in order],
-                )
+                {
+                    "period": p + 1,
+                    "buckets": [
+                        {"bucket": buckets[b], "share": flat[base + j]}
+                        for j, b in enumerate(picked)
+                    ],
+                }
             )
         responses.append(
-            PredictResponse(
-                request_id=encoded.request_ids[i],
-                user_id=request.user_id,
-                cutoff=encoded.cutoffs[i],
-                next_categories=[
-                    CategoryScore(category_id=n, score=float(scores[i, j]))
-                    for n, j in zip(names, top, strict=True)
+            {
+                "request_id": encoded.request_ids[i],
+                "user_id": request.user_id,
+                "cutoff": _json_time(encoded.cutoffs[i]),
+                "next_categories": [
+                    {"category_id": str(n), "score": top_scores[i][j]}
+                    for j, n in enumerate(row_names)
                 ],
-                p_buy=float(buy[i]),
-                p_churn=float(churn[i]),
-                trajectory=periods,
-                period=period,
-                events_used=int(used[i]),
-                oov_events=encoded.oov_events[i],
-                model=model,
-            )
+                "p_buy": buy[i],
+                "p_churn": churn[i],
+                "trajectory": periods,
+                "period": period,
+                "events_used": int(used[i]),
+                "oov_events": encoded.oov_events[i],
+                "model": ref,
+            }
         )
     return responses
 
@@ -229,7 +255,7 @@ def build_responses(
 def log_records(
     encoded: Encoded,
     outputs: dict[str, np.ndarray],
-    responses: Sequence[PredictResponse],
+    responses: Sequence[dict[str, Any]],
     vocab: Any,
     buckets: Sequence[str],
     logged_at: datetime,
@@ -256,7 +282,7 @@ def log_records(
         dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
     ]
     scores = np.asarray(outputs["next_cats"])
-    ks = [max(len(r.next_categories), RANKED_CATEGORIES) for r in responses]
+    ks = [max(len(r["next_categories"]), RANKED_CATEGORIES) for r in responses]
     ranked = rank_categories(scores, max(ks, default=1))
     width = ranked.shape[1]  # at most V - 2
     names = vocab.decode(ranked.reshape(-1))
@@ -270,9 +296,9 @@ def log_records(
             PredictionRecord(
                 logged_at=logged_at,
                 request_id=encoded.request_ids[i],
-                user_hash=hash_user(response.user_id),
-                model_name=response.model.name,
-                model_version=response.model.version,
+                user_hash=hash_user(response["user_id"]),
+                model_name=response["model"]["name"],
+                model_version=response["model"]["version"],
                 cutoff=encoded.cutoffs[i],
                 profile=profile,
                 p_buy=finite(buy[i]),

@@ -18,7 +18,7 @@ from core.config import ServingConfig
 from core.predlog import PredictionLog, PredictionLogError
 from serving.deployed import Deployed
 from serving.encode import Encoded, build_responses, log_records
-from serving.schemas import ModelRef, PredictRequest, PredictResponse
+from serving.schemas import ModelRef, PredictRequest
 
 logger = logging.getLogger("bentoml.serve.interest")
 PREDLOG_FAILED = bentoml.metrics.Counter(
@@ -35,8 +35,10 @@ def answer_batch(
     outputs: list[dict[str, Any]],
     predlog: PredictionLog,
     config: ServingConfig,
-) -> list[list[PredictResponse]]:
+) -> list[list[dict[str, Any]]]:
     """Build the responses of a micro-batch and write all their records with one write.
+
+    The responses are plain dicts in ``PredictResponse``'s JSON shape (:func:`build_responses`).
 
     Args:
         served: the model that predicted (bundle, buckets).

@@ -70,6 +70,7 @@ def start_server(
     port: int | None = None,
     timeout: float = 180.0,
     host: str = "127.0.0.1",
+    service: str = SERVICE,
 ) -> Server:
     """Start ``bentoml serve`` on ``host:port`` and wait until ``/readyz`` answers 200.
 
@@ -81,6 +82,7 @@ def start_server(
         port: TCP port (default: a free one).
         timeout: seconds to wait for readiness.
         host: interface to bind.
+        service: the ``module:Class`` to serve (benchmarks serve a no-op one too).
 
     Raises:
         ServerStartError: the server exited or was not ready within ``timeout`` (it is
@@ -97,7 +99,7 @@ def start_server(
     full["PYTHONPATH"] = os.pathsep.join([str(REPO), *(p for p in paths if p != str(REPO))])
     log_path.parent.mkdir(parents=True, exist_ok=True)
     log = log_path.open("wb")
-    argv = [bentoml_executable(), "serve", SERVICE, "--host", host, "--port", str(port)]
+    argv = [bentoml_executable(), "serve", service, "--host", host, "--port", str(port)]
     process = subprocess.Popen(
         argv, cwd=REPO, env=full, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
     )

@@ -23,7 +23,7 @@ from serving.encode import (
     events_frame,
     log_records,
 )
-from serving.schemas import ModelRef, PredictRequest
+from serving.schemas import ModelRef, PredictRequest, PredictResponse
 
 NOW = datetime(2024, 1, 10, 12, tzinfo=UTC)
 CONFIG = FeatureConfig(max_events=4, n_periods=3, top_categories=2, future_periods=2)
@@ -127,7 +127,10 @@ def test_responses_rank_real_categories_and_name_buckets(bundle):
     names = bundle.vocab.bucket_names(c1)
     assert names == ["c1", "c2", "other"]
     model = ModelRef(name="m", version="3", alias="champion", bento_tag="m:abc")
-    out = build_responses(requests, enc, outputs, bundle.vocab, names, model, "day", 10)
+    answers = build_responses(requests, enc, outputs, bundle.vocab, names, model, "day", 10)
+    # Plain dicts, exactly what the pydantic response model would serialise to.
+    out = [PredictResponse.model_validate(a) for a in answers]
+    assert [o.model_dump(mode="json") for o in out] == answers
     assert [c.category_id for c in out[0].next_categories] == ["c1", "c2"]
     assert len(out[1].next_categories) == v - 2
     assert out[1].p_buy == pytest.approx(0.4) and out[0].p_churn == pytest.approx(0.1)
@@ -135,7 +138,7 @@ def test_responses_rank_real_categories_and_name_buckets(bundle):
     assert [p.period for p in out[0].trajectory] == [1, 2]
     assert out[0].oov_events == 1 and out[0].events_used == 3
 
-    records = log_records(enc, outputs, out, bundle.vocab, names, NOW)
+    records = log_records(enc, outputs, answers, bundle.vocab, names, NOW)
     assert len(records) == 2
     assert list(records[0].profile) == list(PROFILE_COLUMNS)
     assert records[0].user_hash and records[1].user_hash is None
