@@ -29,14 +29,13 @@ from core.config import ProjectConfig
 from core.dataset import hash_events
 from core.splits import Splits, make_splits
 from evaluation.samples import (
-    SampleScores,
     Scored,
-    read_samples,
     score_predictions,
     score_samples,
     write_samples,
 )
 from evaluation.scoring import bundle_arrays, score_baselines
+from evaluation.stored import SAMPLES_DIR, SAMPLES_FILE, read_stored_samples
 from modelkit.bundle import load_bundle
 from modelkit.registry import download_bundle, registry_client, resolve_version
 from training.decision import Candidate
@@ -46,8 +45,6 @@ if TYPE_CHECKING:
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
 
-SAMPLES_DIR = "evaluation"
-SAMPLES_FILE = "samples.parquet"
 MODEL = "model"  # the version's own model among the stored contenders
 SPLIT_TAG = "data.split_hash"
 SPLIT_METRICS = ("repeat_recall_at_10", "explore_recall_at_10")
@@ -78,17 +75,6 @@ def log_samples(
     return metrics
 
 
-def stored_samples(client: MlflowClient, run_id: str | None) -> dict[str, SampleScores]:
-    """The per-sample scores a run logged, by contender (empty when it logged none)."""
-    if not run_id:
-        return {}
-    path = f"{SAMPLES_DIR}/{SAMPLES_FILE}"
-    if path not in {f.path for f in client.list_artifacts(run_id, SAMPLES_DIR)}:
-        return {}
-    with tempfile.TemporaryDirectory() as tmp:
-        return read_samples(Path(client.download_artifacts(run_id, path, tmp)))
-
-
 def version_metrics(client: MlflowClient, version: ModelVersion) -> dict[str, float]:
     """Return a version's metrics: its run's metrics overridden by ``metric.<name>`` tags."""
     out: dict[str, float] = {}
@@ -109,7 +95,7 @@ def stored_contenders(
     """A version (as ``role``, e.g. "challenger") and its baselines, as stored at refit time."""
     tags = version.tags or {}
     split = tags.get(SPLIT_TAG)
-    samples = stored_samples(client, version.run_id)
+    samples = read_stored_samples(client, version.run_id)
     per_base: dict[str, dict[str, float]] = {}
     for key, raw in tags.items():
         parts = key.split(".", 2)
