@@ -26,7 +26,7 @@ the same numbers as :func:`baseline_predictions` wherever no horizon category is
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 
 import numpy as np
 import pandas as pd
@@ -268,6 +268,29 @@ def evaluate_baselines(
     return {name: {**ranking_metrics(s, truth, k), **common} for name, s in scores.items()}
 
 
+def empty_predictions(
+    arrays: SequenceArrays, vocab: Vocabulary, names: Iterable[str]
+) -> dict[str, dict[str, np.ndarray]]:
+    """Zeroed outputs per baseline, with the persistence trajectory already filled in.
+
+    Returns:
+        ``{name: {"next_cats": (n, V) float32, "buy": (n,), "churn": (n,),
+        "trajectory": (n, K, C1)}}``; the trajectory array is shared by every name.
+    """
+    n = len(arrays)
+    future_periods = 1 if arrays.trajectory is None else arrays.trajectory.shape[1]
+    trajectory = persist_trajectory(arrays, future_periods)
+    return {
+        name: {
+            "next_cats": np.zeros((n, vocab.size), dtype=np.float32),
+            "buy": np.zeros(n),
+            "churn": np.zeros(n),
+            "trajectory": trajectory,
+        }
+        for name in names
+    }
+
+
 def baseline_predictions(
     events: pd.DataFrame,
     arrays: SequenceArrays,
@@ -296,20 +319,10 @@ def baseline_predictions(
         ``{baseline: {"next_cats": (n, V) float32, "buy": (n,), "churn": (n,),
         "trajectory": (n, K, C1)}}``, ready for :func:`evaluation.metrics.evaluate_predictions`.
     """
-    n, v = len(arrays), vocab.size
+    v = vocab.size
     tie_key = np.full(v, v, dtype=np.int64)
     tie_key[2:] = np.argsort(np.argsort(np.asarray(vocab.categories, dtype=str), kind="stable"))
-    future_periods = 1 if arrays.trajectory is None else arrays.trajectory.shape[1]
-    trajectory = persist_trajectory(arrays, future_periods)
-    out = {
-        name: {
-            "next_cats": np.zeros((n, v), dtype=np.float32),
-            "buy": np.zeros(n),
-            "churn": np.zeros(n),
-            "trajectory": trajectory,
-        }
-        for name in HEURISTIC_NAMES
-    }
+    out = empty_predictions(arrays, vocab, HEURISTIC_NAMES)
     cutoffs = pd.to_datetime(arrays.cutoff)
     for cutoff in np.unique(cutoffs):
         cut = _utc(cutoff)

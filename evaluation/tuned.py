@@ -28,7 +28,7 @@ from evaluation.baselines import (
     HEURISTIC_NAMES,
     _utc,
     count_popularity,
-    persist_trajectory,
+    empty_predictions,
     rank_to_scores,
     score_activity,
     score_personal,
@@ -180,18 +180,7 @@ def heuristic_predictions(
         ``{baseline: {"next_cats", "buy", "churn", "trajectory"}}`` as
         :func:`evaluation.baselines.baseline_predictions` returns them.
     """
-    n, v = len(arrays), vocab.size
-    future = 1 if arrays.trajectory is None else arrays.trajectory.shape[1]
-    trajectory = persist_trajectory(arrays, future)
-    out = {
-        name: {
-            "next_cats": np.zeros((n, v), dtype=np.float32),
-            "buy": np.zeros(n),
-            "churn": np.zeros(n),
-            "trajectory": trajectory,
-        }
-        for name in params
-    }
+    out = empty_predictions(arrays, vocab, params)
     for part in _cutoffs(events, arrays, vocab):
         p_buy, p_churn = score_activity(part.past, part.cut, part.users, pd.Timedelta(horizon))
         for name, chosen in params.items():
