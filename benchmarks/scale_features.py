@@ -1,6 +1,11 @@
 """Out-of-core feature building at scale: time and peak memory against the in-memory path.
 
     .venv/bin/python benchmarks/scale_features.py [--events 100000000] [--source FILE]
+    .venv/bin/python benchmarks/scale_features.py --dask [--events 10000000]
+
+With ``--dask``: ``prepare_dask`` on a LocalCluster of 2 worker processes against
+``prepare_streaming`` on the same log in the same run; writes ``distributed_over_single_time``
+and ``identical`` (fingerprint, vocabulary and every shard array equal).
 
 Reference, measured in the same run: ``load_events`` + ``prepare_dataset`` on a smaller log
 (``--reference-events``, default 5M). Then ``prepare_streaming`` on that same log and on the
@@ -13,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import resource
 import shutil
@@ -25,6 +31,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 LIMIT_MB = 8 * 1024
+DASK_WORKERS = 2
 
 
 def generate(n_events: int, path: Path, seed: int) -> dict:
@@ -61,6 +68,15 @@ def run_stage(stage: str, path: Path, out: Path) -> dict:
         data = prepare_dataset(events, config, "bench")
         rows, samples = len(events), len(data.train) + len(data.val) + len(data.test)
         fingerprint, extra = data.fingerprint.to_dict(), {}
+    elif stage == "dask":
+        from eventlogs.dask_features import dask_client, prepare_dask
+
+        with dask_client(workers=DASK_WORKERS) as client:
+            start = time.perf_counter()  # the cluster's start-up is not the engine's work
+            report = prepare_dask(path, config, "bench", out, client)
+        rows, samples = report.rows_kept, sum(report.samples.values())
+        fingerprint = report.fingerprint.to_dict()
+        extra = {"buckets": report.buckets, "stage_seconds": report.stage_seconds}
     else:
         from eventlogs.stream import prepare_streaming
 
@@ -107,10 +123,85 @@ def _table(rows: list[dict], ref: dict) -> str:
     return "\n".join(lines)
 
 
+def same_shards(a: Path, b: Path) -> bool:
+    """True when two output folders hold the same fingerprint and equal arrays, shard by shard."""
+    from dataclasses import fields
+
+    import numpy as np
+
+    from core.arrays import SequenceArrays
+
+    if (a / "fingerprint.json").read_text() != (b / "fingerprint.json").read_text():
+        return False
+    if (a / "vocab.json").read_text() != (b / "vocab.json").read_text():
+        return False
+    for split in ("train", "val", "test"):
+        names = sorted(p.name for p in (a / split).glob("part-*.npz"))
+        if names != sorted(p.name for p in (b / split).glob("part-*.npz")):
+            return False
+        for name in names:
+            x, y = SequenceArrays.load(a / split / name), SequenceArrays.load(b / split / name)
+            for f in fields(SequenceArrays):
+                if f.name != "extra" and not np.array_equal(getattr(x, f.name), getattr(y, f.name)):
+                    return False
+    return True
+
+
+def compare_dask(args: argparse.Namespace, work: Path) -> None:
+    """Dask on 2 local worker processes vs the single-machine streaming pass, same log."""
+    events = args.events or 10_000_000
+    path = args.source or work / f"synth_{events}.parquet"
+    generated = {}
+    if not path.exists():
+        gen = ["--stage", "generate", "--events", str(events), "--path", str(path)]
+        generated = _child([*gen, "--seed", str(args.seed)])
+    rows, outs = [], []
+    for name, stage in (("streaming (reference)", "streaming"), ("dask, 2 workers", "dask")):
+        out = work / f"out-{stage}"
+        print(f"running {name} on {path} ...", file=sys.stderr, flush=True)
+        rows.append(
+            {
+                "name": name,
+                "source": str(path),
+                **_child(["--stage", stage, "--path", str(path), "--out", str(out)]),
+            }
+        )
+        outs.append(out)
+    identical = same_shards(*outs)
+    for out in outs:
+        shutil.rmtree(out, ignore_errors=True)
+    ratio = rows[1]["seconds"] / rows[0]["seconds"]
+    print(_table(rows, rows[0]))
+    print(f"distributed_over_single_time {ratio:.2f}  identical {identical}")
+    with open("/proc/loadavg") as f:
+        load = f.read().split()[:3]
+    result = {
+        "reference": "prepare_streaming (single-machine partition pass), same log, same run",
+        "distributed_over_single_time": ratio,
+        "identical": identical,
+        "workers": DASK_WORKERS,
+        "events": rows[0]["events"],
+        "stages": rows,
+        "generated": generated,
+        "loadavg": load,
+        "machine": {"python": platform.python_version(), "cpus": os.cpu_count()},
+    }
+    target = ROOT / "benchmarks" / "results" / "scale_features.json"
+    target.parent.mkdir(parents=True, exist_ok=True)
+    old = json.loads(target.read_text()) if target.exists() else {}
+    target.write_text(json.dumps(old | result, indent=1))
+    print(f"written {target}")
+
+
 def main() -> None:
     """Parse arguments, run every stage in a subprocess, print and save the figures."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--events", type=int, default=100_000_000, help="big log size")
+    parser.add_argument("--events", type=int, help="big log size (default 100M; 10M with --dask)")
+    parser.add_argument(
+        "--dask",
+        action="store_true",
+        help="compare Dask (2 local workers) with the streaming pass instead",
+    )
     parser.add_argument("--source", type=Path, help="existing canonical file for the big log")
     parser.add_argument("--reference-events", type=int, default=5_000_000)
     parser.add_argument("--work", type=Path, help="folder for logs and shards (default: temp)")
@@ -130,6 +221,10 @@ def main() -> None:
         return
     work = Path(args.work or tempfile.mkdtemp(prefix="scale-features-"))
     work.mkdir(parents=True, exist_ok=True)
+    if args.dask:
+        compare_dask(args, work)
+        return
+    args.events = args.events or 100_000_000
     small = work / f"synth_{args.reference_events}.parquet"
     generated = {}
     if not small.exists():

@@ -9,6 +9,7 @@ bucket, so features can be built one bucket at a time.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
@@ -70,8 +71,8 @@ def _other_hash(column: pa.Array) -> np.ndarray:
 class _Buckets:
     """One Arrow IPC stream per bucket, opened on first write, appended in file order."""
 
-    def __init__(self, work_dir: Path, n_buckets: int) -> None:
-        self.paths = [work_dir / f"bucket-{b:05d}.arrow" for b in range(n_buckets)]
+    def __init__(self, work_dir: Path, n_buckets: int, prefix: str = "bucket") -> None:
+        self.paths = [work_dir / f"{prefix}-{b:05d}.arrow" for b in range(n_buckets)]
         self._writers: dict[int, pa.ipc.RecordBatchStreamWriter] = {}
 
     def write(self, table: pa.Table, bucket: np.ndarray) -> None:
@@ -126,12 +127,37 @@ def partition_events(
     """
     names = file_columns(path)
     columns = names if all_columns else list(REQUIRED_COLUMNS)
+    return partition_batches(
+        iter_batches(path, names, columns, batch_rows),
+        work_dir,
+        n_buckets=n_buckets,
+        time_mode=time_mode,
+        window=window,
+        all_columns=all_columns,
+    )
+
+
+def partition_batches(
+    batches: Iterable[pa.RecordBatch],
+    work_dir: Path,
+    *,
+    n_buckets: int,
+    time_mode: str,
+    window: tuple[int | None, int | None] = (None, None),
+    all_columns: bool = False,
+    prefix: str = "bucket",
+) -> PartitionResult:
+    """Validate ``batches`` (in file order) and append their valid rows to bucket files.
+
+    The body of :func:`partition_events`, also run per Parquet partition by
+    :mod:`eventlogs.dask_features` (each with its own ``prefix`` and category codes).
+    """
     result = PartitionResult(buckets=[], categories=[])
     result.dropped = {"missing_id": 0, "unparseable_time": 0, "unknown_behavior": 0}
     categories: dict[str, int] = {}
-    buckets = _Buckets(work_dir, n_buckets)
+    buckets = _Buckets(work_dir, n_buckets, prefix)
     try:
-        for batch in iter_batches(path, names, columns, batch_rows):
+        for batch in batches:
             result.rows_read += batch.num_rows
             valid, ns, raw = _check_batch(batch, time_mode, result)
             if not valid.any():

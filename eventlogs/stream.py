@@ -32,19 +32,26 @@ import pandas as pd
 import pyarrow as pa
 
 from core.config import ProjectConfig
-from core.dataset import HASHED_COLUMNS, DataFingerprint, digest_rows
-from core.encoding import encode_codes
-from core.features import build_features, feature_spec
-from core.splits import Splits, splits_from_range
+from core.dataset import DataFingerprint
+from core.splits import Splits
 from core.vocab import Vocabulary, vocabulary_from_counts
+from eventlogs.buckets import (
+    SPLITS,
+    bucket_features,
+    clear_shards,
+    count_bucket,
+    filter_bucket,
+    finish_output,
+    splits_of,
+    start_report,
+)
 from eventlogs.formats import FORMATS
 from eventlogs.partition import PartitionResult, partition_events
-from eventlogs.stream_io import file_columns, iter_parts, load_split, save_part, scan_times
-from eventlogs.validation import DROP_REASONS, ValidationReport, check_drop_share, window_bound
+from eventlogs.stream_io import file_columns, iter_parts, load_split, scan_times
+from eventlogs.validation import ValidationReport, check_drop_share, window_bound
 
 __all__ = ["StreamReport", "iter_parts", "load_split", "prepare_streaming"]
 
-SPLITS = ("train", "val", "test")
 logger = logging.getLogger(__name__)
 
 
@@ -128,8 +135,8 @@ def prepare_streaming(
         )
         stages["partition_s"] = time.perf_counter() - start - sum(stages.values())
         logger.info("partitioned %s rows into %s buckets", part.rows_read, len(part.buckets))
-        report = ValidationReport(source=str(source), format="canonical")
-        splits = _splits(part, config)
+        report = start_report(part, source)
+        splits = splits_of(part, config)
         counts, content, kept = _count(part, splits, window, drop_duplicates, report)
         check_drop_share(report, data.max_drop_share)
         if vocab is None:
@@ -137,21 +144,7 @@ def prepare_streaming(
         stages["count_s"] = time.perf_counter() - start - sum(stages.values())
         samples = _write_features(part, splits, vocab, config, window, drop_duplicates, out)
         stages["features_s"] = time.perf_counter() - start - sum(stages.values())
-    for split_name, n in samples.items():
-        if n == 0:
-            raise ValueError(f"{name}: the {split_name} split has no samples")
-    fingerprint = DataFingerprint(
-        dataset=name,
-        rows=kept,
-        content_hash=digest_rows(kept, HASHED_COLUMNS, content),
-        vocab_hash=vocab.hash,
-        cutoffs=splits.to_dict(),
-    )
-    vocab.save(out / "vocab.json")
-    (out / "feature_spec.json").write_text(feature_spec(vocab, config.features).to_json())
-    (out / "fingerprint.json").write_text(
-        json.dumps(fingerprint.to_dict(), indent=1, sort_keys=True)
-    )
+    fingerprint = finish_output(out, name, config, vocab, splits, samples, kept, content)
     result = StreamReport(
         source=str(source),
         out=str(out),
@@ -170,32 +163,10 @@ def prepare_streaming(
     return result
 
 
-def _splits(part: PartitionResult, config: ProjectConfig) -> Splits:
-    if part.first_ns is None or part.last_ns is None:
-        raise ValueError("cannot derive split cutoffs from an empty event log")
-    first = pd.Timestamp(part.first_ns, unit="ns", tz="UTC")
-    last = pd.Timestamp(part.last_ns, unit="ns", tz="UTC")
-    return splits_from_range(first, last, config.split, config.features)
-
-
 def _read_bucket(
     path: Path, window: tuple[int | None, int | None], drop_duplicates: bool
 ) -> tuple[pa.Table, int, int]:
-    """Return a bucket's kept rows, and its duplicate and outside-window counts."""
-    table = pa.ipc.open_stream(str(path)).read_all()
-    keep = np.ones(table.num_rows, dtype=bool)
-    if drop_duplicates:
-        keep = ~pd.Series(table.column("dup_hash").to_numpy()).duplicated(keep="first").to_numpy()
-    duplicates = int((~keep).sum())
-    times = table.column("time").to_numpy()
-    if window[0] is not None:
-        keep &= times >= window[0]
-    if window[1] is not None:
-        keep &= times < window[1]
-    outside = int(table.num_rows - duplicates - keep.sum())
-    if not keep.all():
-        table = table.filter(pa.array(keep))
-    return table, duplicates, outside
+    return filter_bucket(pa.ipc.open_stream(str(path)).read_all(), window, drop_duplicates)
 
 
 def _count(
@@ -206,21 +177,15 @@ def _count(
     report: ValidationReport,
 ) -> tuple[pd.Series, int, int]:
     """Pass 3: category counts before the validation cutoff, content-hash sum, kept rows."""
-    report.rows_read = part.rows_read
-    report.dropped = dict.fromkeys(DROP_REASONS, 0) | part.dropped
-    if any(part.missing_per_column.values()):
-        counts = ", ".join(f"{col} {n:,}" for col, n in part.missing_per_column.items())
-        report.notes.append(f"missing_id per column (a row may miss several): {counts}")
     counts = np.zeros(len(part.categories), dtype=np.int64)
     total, kept = 0, 0
     for path in part.buckets:
         table, duplicates, outside = _read_bucket(path, window, drop_duplicates)
         report.dropped["duplicate"] += duplicates
         report.dropped["outside_window"] += outside
-        before = table.column("time").to_numpy() < splits.val.value
-        cats = table.column("cat").to_numpy()[before]
-        counts += np.bincount(cats, minlength=len(part.categories))
-        total += int(table.column("row_hash").to_numpy().sum(dtype=np.uint64))
+        bucket_counts, bucket_total = count_bucket(table, splits, len(part.categories))
+        counts += bucket_counts
+        total += bucket_total
         kept += table.num_rows
     report.rows_kept = kept
     return pd.Series(counts, index=pd.Index(part.categories, dtype=object)), total % 2**64, kept
@@ -236,36 +201,12 @@ def _write_features(
     out: Path,
 ) -> dict[str, int]:
     """Pass 4: features of one bucket at a time, each split written as one shard."""
-    for split_name in SPLITS:
-        (out / split_name).mkdir(exist_ok=True)
-        for old in (out / split_name).glob("part-*.npz"):
-            old.unlink()
+    clear_shards(out)
     lut = vocab.encode(np.asarray(part.categories, dtype=object))
     samples = dict.fromkeys(SPLITS, 0)
-    cutoffs = {"train": splits.train, "val": [splits.val], "test": [splits.test]}
     for index, path in enumerate(part.buckets):
         table, _, _ = _read_bucket(path, window, drop_duplicates)
-        if table.num_rows == 0:
-            continue
-        users = table.column("user_id").combine_chunks().dictionary_encode()
-        order = (
-            users.dictionary.to_numpy(zero_copy_only=False).astype(object).argsort(kind="stable")
-        )
-        rank = np.empty(order.size, dtype=np.int64)
-        rank[order] = np.arange(order.size)
-        encoded = encode_codes(
-            rank[users.indices.to_numpy()],
-            users.dictionary.to_numpy(zero_copy_only=False).astype(object)[order],
-            table.column("time").to_numpy(),
-            lut[table.column("cat").to_numpy()],
-            table.column("beh").to_numpy(),
-            vocab,
-        )
-        del table, users
-        for split_name in SPLITS:
-            arrays = build_features(encoded, cutoffs[split_name], vocab, config.features)
-            samples[split_name] += len(arrays)
-            if len(arrays):
-                save_part(arrays, out / split_name / f"part-{index:05d}.npz")
-        logger.info("bucket %s/%s: %s events", index + 1, len(part.buckets), len(encoded))
+        for split_name, n in bucket_features(table, index, lut, splits, vocab, config, out).items():
+            samples[split_name] += n
+        logger.info("bucket %s/%s: %s rows", index + 1, len(part.buckets), table.num_rows)
     return samples

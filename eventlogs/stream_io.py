@@ -55,12 +55,22 @@ def file_columns(path: Path) -> list[str]:
 
 
 def iter_batches(
-    path: Path, names: list[str], columns: list[str], batch_rows: int
+    path: Path,
+    names: list[str],
+    columns: list[str],
+    batch_rows: int,
+    row_groups: list[int] | None = None,
 ) -> Iterator[pa.RecordBatch]:
-    """Yield record batches of ``columns`` only; ids as strings, like the loaders read them."""
+    """Yield record batches of ``columns`` only; ids as strings, like the loaders read them.
+
+    ``row_groups`` (Parquet only) reads just those row groups, in order.
+    """
     if is_parquet(path):
         try:
-            for batch in pq.ParquetFile(path).iter_batches(batch_size=batch_rows, columns=columns):
+            file = pq.ParquetFile(path)
+            for batch in file.iter_batches(
+                batch_size=batch_rows, row_groups=row_groups, columns=columns
+            ):
                 yield _as_strings(batch, path)
         except pa.ArrowException as exc:
             raise DataValidationError(f"{path}: unreadable Parquet file: {exc}") from exc

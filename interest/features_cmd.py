@@ -84,6 +84,21 @@ def build(
         bool,
         typer.Option(help="Out of core (canonical files only): shards in out/<split>/part-*.npz."),
     ] = False,
+    engine: Annotated[
+        str,
+        typer.Option(
+            help="memory (load the log), stream (--streaming) or dask (Parquet partitions on "
+            "a dask.distributed cluster; the same shards as --streaming)."
+        ),
+    ] = "memory",
+    workers: Annotated[int, typer.Option(min=1, help="--engine dask: local cluster workers.")] = 2,
+    scheduler: Annotated[
+        str | None,
+        typer.Option(help="--engine dask: address of a running scheduler (tcp://host:8786)."),
+    ] = None,
+    threads: Annotated[
+        bool, typer.Option(help="--engine dask: local workers as threads, not processes.")
+    ] = False,
 ) -> None:
     """Load events, split them by time, and save train/val/test arrays with their artifacts."""
     config = config_from(
@@ -94,8 +109,11 @@ def build(
             "split": {"test_cutoff": test_cutoff},
         },
     )
-    if streaming:
-        _build_streaming(path, out, config, name or path.stem)
+    if engine not in ("memory", "stream", "dask"):
+        raise fail(f"--engine {engine!r}: choose memory, stream or dask")
+    if streaming or engine != "memory":
+        dask = (scheduler, workers, not threads) if engine == "dask" else None
+        _build_streaming(path, out, config, name or path.stem, dask)
         return
     from core.dataset import prepare_dataset
     from eventlogs.loaders import load_events
@@ -112,7 +130,14 @@ def build(
     typer.echo(f"written     {out}")
 
 
-def _build_streaming(path: Path, out: Path, config: ProjectConfig, name: str) -> None:
+def _build_streaming(
+    path: Path,
+    out: Path,
+    config: ProjectConfig,
+    name: str,
+    dask: tuple[str | None, int, bool] | None = None,
+) -> None:
+    """Out of core: the single-machine pass, or ``dask`` = (scheduler, workers, processes)."""
     if config.data.format != "canonical":
         raise fail(
             f"{path}: --streaming reads only the canonical format, not {config.data.format!r}; "
@@ -122,9 +147,17 @@ def _build_streaming(path: Path, out: Path, config: ProjectConfig, name: str) ->
     from eventlogs.stream import prepare_streaming
 
     try:
-        report = prepare_streaming(path, config, name, out)
+        if dask is None:
+            report = prepare_streaming(path, config, name, out)
+        else:
+            from eventlogs.dask_features import dask_client, prepare_dask
+
+            scheduler, workers, processes = dask
+            with dask_client(scheduler, workers, processes) as client:
+                report = prepare_dask(path, config, name, out, client)
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
+    typer.echo(f"engine      {'stream' if dask is None else 'dask'}")
     fp = report.fingerprint
     typer.echo(f"dataset     {fp.dataset} ({fp.rows:,} events, hash {fp.content_hash})")
     typer.echo(
