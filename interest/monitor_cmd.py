@@ -276,10 +276,13 @@ def performance(
 ) -> None:
     """Score past predictions as the promotion gate scores a model; log to MLflow."""
     config = config_from(ctx, {"data": {"format": format}})
+    import pandas as pd
+
     from core.predlog import read_prediction_log
     from eventlogs.loaders import load_events
     from monitoring.online import compare_shadows, save_evidence
     from monitoring.performance import BundleLabelling, evaluate_log, log_performance
+    from monitoring.policy import realised_scores, record_performance
     from monitoring.reference import champion_bundle
 
     paths = config.paths.resolved()
@@ -302,6 +305,12 @@ def performance(
         raise typer.Exit(4)
     params = {"data": str(data), "since": str(since), "until": str(until), "bundle": str(folder)}
     run_id = log_performance(result, paths.tracking_uri, paths.artifact_root, params)
+    metric = f"recall_at_{k}"
+    at = pd.Timestamp(until) if until else pd.Timestamp.now(tz="UTC")
+    at = at.tz_localize("UTC") if at.tzinfo is None else at
+    context = {"since": str(since), "until": str(until), "trigger": "monitor performance"}
+    scores = realised_scores(config, result, metric)
+    record_performance(config, scores, metric, context, at.to_pydatetime())
     online = compare_shadows(result.samples, config.registry, f"recall_at_{k}", result.shadowing)
     evidence = [save_evidence(config, c) for c in online]
     if as_json:

@@ -27,6 +27,7 @@ from evaluation.stored import MODEL, read_stored_samples
 from modelkit.registry import registry_client
 from monitoring.performance import SHADOW, BundleLabelling, PerformanceResult, evaluate_log
 from monitoring.segments import segment_scores
+from monitoring.workspace import RealisedScore, add_performance
 
 PerfStatus = Literal["drop", "ok", "not_enough_labels", "no_reference"]
 
@@ -246,3 +247,46 @@ def log_decision(
             }
             mlflow.log_metrics({k: v for k, v in figures.items() if math.isfinite(v)})
         return run.info.run_id
+
+
+def realised_scores(
+    config: ProjectConfig, result: PerformanceResult, metric: str
+) -> list[RealisedScore]:
+    """Per served version of a scored log, the realised ``metric`` and its stored test mean."""
+    scores = []
+    for version, samples in sorted(result.samples.items()):
+        if version.endswith(SHADOW) or metric not in result.table.columns:
+            continue
+        try:
+            test = champion_test_samples(config, version)
+        except Exception:  # noqa: BLE001 - an unknown or pre-registry version has no reference
+            test = None
+        scores.append(
+            RealisedScore(
+                version,
+                float(result.table.loc[version, metric]),
+                test.mean(metric) if test is not None else None,
+                samples.users_with(metric),
+            )
+        )
+    return scores
+
+
+def record_performance(
+    config: ProjectConfig,
+    scores: list[RealisedScore],
+    metric: str,
+    context: dict[str, Any],
+    at: datetime,
+) -> str | None:
+    """Put a window's realised performance on the Evidently dashboard (its run id, or None)."""
+    mon = config.monitoring
+    return add_performance(
+        config.paths.resolved().evidently_workspace,
+        scores,
+        metric,
+        context,
+        at,
+        method=mon.stattest,
+        threshold=mon.stattest_threshold,
+    )

@@ -5,18 +5,51 @@ decision as metadata and tags (``decision:drift``, ``model_version:7``, ``drifte
 the panels plot Evidently's own per-column tests, which are display only (the decision is
 :func:`monitoring.drift.check_drift`'s FDR rule): the share of drifted columns, and each
 column's drift value (``ValueDrift``, series matched by its ``column`` label) over time with
-the method and threshold in the panel's title. Realised performance is not an Evidently
-metric here; it lives in the MLflow ``monitoring`` experiment (``perf_*`` metrics of the
-``performance`` and ``decision`` runs). Panels are added when the project is created.
+the method and threshold in the panel's title. Realised performance (``monitor performance``
+and ``monitor run``) is logged as its own small run (tag ``kind:performance``, see
+:func:`add_performance`): per model version the realised metric and, as the reference line,
+the version's stored test score, each a ``MeanValue`` of a one-row frame whose column names
+the series (``recall_at_10 v7``, ``recall_at_10 v7 test``). The MLflow ``monitoring``
+experiment keeps the same figures (``perf_*`` metrics). Panels are added when the project is
+created; a project created before a panel existed gets it on its next use.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 PROJECT_NAME = "interest-evolution"
 TAB = "Drift"
+PERFORMANCE_TAG = "kind:performance"
+PERFORMANCE_TITLE = "Realised performance over time, per model version"
+TEST_SUFFIX = " test"  # the reference series: the version's score on its own test split
+
+
+@dataclass(frozen=True)
+class RealisedScore:
+    """One model version's realised metric in a window, and its stored test score."""
+
+    version: str
+    value: float
+    test_value: float | None = None  # None: the version's refit stored no test scores
+    n_users: int = 0
+
+
+def _performance_panel(dashboard: Any) -> None:
+    """Realised metric per version over time, each with its test score as reference line."""
+    from evidently.sdk.models import PanelMetric
+    from evidently.sdk.panels import line_plot_panel
+
+    series = PanelMetric(legend="{{column}}", metric="MeanValue", tags=[PERFORMANCE_TAG])
+    description = (
+        "realised on the prediction log joined with the outcomes that followed ('<metric> "
+        f"v<version>'); '<metric> v<version>{TEST_SUFFIX}' is that version's test score"
+    )
+    dashboard.add_panel(line_plot_panel(PERFORMANCE_TITLE, [series], description), tab=TAB)
 
 
 def _column_panels(dashboard: Any, method: str, threshold: float | None) -> None:
@@ -70,6 +103,7 @@ def _add_dashboard(project: Any, method: str = "", threshold: float | None = Non
     dashboard.add_panel(bar_plot_panel("Drifted columns per run", [count], size="half"), tab=TAB)
     dashboard.add_panel(line_plot_panel("Rows per window", [rows], size="half"), tab=TAB)
     _column_panels(dashboard, method, threshold)
+    _performance_panel(dashboard)
 
 
 def get_project(
@@ -93,7 +127,10 @@ def get_project(
     workspace = Workspace.create(str(workspace_dir))
     found = workspace.search_project(name)
     if found:
-        return workspace, found[0]
+        project = found[0]
+        if not any(p.title == PERFORMANCE_TITLE for p in project.dashboard.model().panels):
+            _performance_panel(project.dashboard)
+        return workspace, project
     project = workspace.create_project(
         name, description="Drift of the prediction log vs the champion"
     )
@@ -128,3 +165,67 @@ def list_runs(workspace_dir: Path, name: str = PROJECT_NAME) -> list[str]:
     workspace = Workspace.create(str(workspace_dir))
     found = workspace.search_project(name)
     return [str(r) for r in workspace.list_runs(found[0].id)] if found else []
+
+
+def performance_snapshot(
+    scores: list[RealisedScore], metric: str, context: dict[str, Any], timestamp: datetime
+) -> Any:
+    """The Evidently run of one window's realised performance (``None`` without a score).
+
+    Args:
+        scores: per model version, the realised value and the stored test value.
+        metric: the metric's name, e.g. ``recall_at_10``.
+        context: ``since``, ``until`` and ``trigger``, written as metadata.
+        timestamp: where the point sits on the dashboard's time axis (the window's end).
+    """
+    import pandas as pd
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import MeanValue
+
+    row: dict[str, float] = {}
+    for score in scores:
+        if math.isfinite(score.value):
+            row[f"{metric} v{score.version}"] = score.value
+            if score.test_value is not None and math.isfinite(score.test_value):
+                row[f"{metric} v{score.version}{TEST_SUFFIX}"] = score.test_value
+    if not row:
+        return None
+    metadata = {
+        "metric": metric,
+        "window": f"{context.get('since', '?')} .. {context.get('until', '?')}",
+        "trigger": str(context.get("trigger", "")),
+        "model_versions": ", ".join(s.version for s in scores),
+        "labelled_users": ", ".join(f"v{s.version}: {s.n_users}" for s in scores),
+    }
+    tags = [PERFORMANCE_TAG, *(f"model_version:{s.version}" for s in scores)]
+    frame = pd.DataFrame([row])
+    dataset = Dataset.from_pandas(frame, data_definition=DataDefinition(numerical_columns=[*row]))
+    report = Report([MeanValue(column=c) for c in row], metadata=metadata, tags=tags)
+    name = f"performance {metric} {metadata['window']}"
+    if timestamp.tzinfo is not None:  # Evidently's own runs carry naive times: sortable together
+        timestamp = timestamp.astimezone(UTC).replace(tzinfo=None)
+    return report.run(dataset, None, timestamp=timestamp, name=name)
+
+
+def add_performance(
+    workspace_dir: Path,
+    scores: list[RealisedScore],
+    metric: str,
+    context: dict[str, Any],
+    timestamp: datetime,
+    *,
+    method: str = "",
+    threshold: float | None = None,
+) -> str | None:
+    """Store a window's realised performance in the project (``None`` when nothing scored).
+
+    ``method`` and ``threshold`` name the drift panels if this run creates the project.
+
+    Returns:
+        The id of the stored run.
+    """
+    snapshot = performance_snapshot(scores, metric, context, timestamp)
+    if snapshot is None:
+        return None
+    name = f"performance {metric} {context.get('since', '?')} .. {context.get('until', '?')}"
+    return add_snapshot(workspace_dir, snapshot, name, method=method, threshold=threshold)

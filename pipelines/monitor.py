@@ -34,8 +34,15 @@ from monitoring.loop import (
     run_lock,
     window_key,
 )
-from monitoring.policy import PerformanceCheck, judge_window, log_decision, retrain_evidence
+from monitoring.policy import (
+    PerformanceCheck,
+    judge_window,
+    log_decision,
+    record_performance,
+    retrain_evidence,
+)
 from monitoring.reference import champion_bundle, champion_reference
+from monitoring.workspace import RealisedScore
 from pipelines.train import TrainRequest, TrainResult, train
 
 #: Exit status of ``interest monitor run`` per outcome (documented in the README).
@@ -174,7 +181,7 @@ def _judge(
     from eventlogs.loaders import load_events
 
     data = config.data.model_copy(update={"format": request.format})
-    return judge_window(
+    check = judge_window(
         config,
         start,
         end,
@@ -182,6 +189,15 @@ def _judge(
         champion,
         champion_bundle(config)[0],
     )
+    if check.n_users:  # the dashboard's realised-performance panel
+        score = RealisedScore(champion, check.window_mean, check.reference_mean, check.n_users)
+        context = {
+            "since": pd.Timestamp(start).isoformat(),
+            "until": pd.Timestamp(end).isoformat(),
+            "trigger": "monitor run",
+        }
+        record_performance(config, [score], check.metric, context, end)
+    return check
 
 
 def _evidence_message(reason: str, perf: PerformanceCheck | None, evidence: list[str]) -> str:

@@ -21,7 +21,9 @@ from core.vocab import fit_vocabulary
 from eventlogs.loaders import write_events
 from interest.cli import app
 from monitoring.performance import BundleLabelling, evaluate_log
+from monitoring.workspace import PERFORMANCE_TITLE, get_project
 from tests.core.test_predlog_record import make_record
+from tests.monitoring.test_workspace_dashboard import panel_series
 
 FEATURES = FeatureConfig(horizon="3D", period="day", future_periods=3, top_categories=2)
 CUTOFF = datetime.fromisoformat("2024-01-02T00:00:00+00:00")
@@ -157,6 +159,10 @@ def test_cli_prints_table_and_logs_to_mlflow(state_dir: Path, tmp_path: Path) ->
     run = mlflow.MlflowClient(paths.tracking_uri).get_run(payload["mlflow_run"])
     assert run.data.metrics["perf_recall_at_2"] == pytest.approx(0.5)
     assert run.data.metrics["perf_v1_buy_auc"] == pytest.approx(1.0)
+    _, project = get_project(paths.evidently_workspace)  # the dashboard's realised panel
+    panel = next(p for p in project.dashboard.model().panels if p.title == PERFORMANCE_TITLE)
+    v1 = next(r for r in payload["rows"] if r["model_version"] == "1")["recall_at_2"]
+    assert panel_series(paths.evidently_workspace, project.id, panel) == {"recall_at_2 v1": [v1]}
     text = CliRunner().invoke(app, args, env=env)
     assert text.exit_code == 0 and "recall_at_2" in text.stdout
 

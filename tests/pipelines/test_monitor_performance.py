@@ -24,9 +24,11 @@ from evaluation.samples import SampleScores, write_samples
 from eventlogs.loaders import write_events
 from monitoring.loop import LEDGER_FILE, Ledger, monitoring_dir
 from monitoring.policy import check_performance
+from monitoring.workspace import PERFORMANCE_TITLE, TEST_SUFFIX, get_project
 from pipelines.monitor import RetrainRequest, run_monitor
 from tests.core.test_predlog_record import make_record
 from tests.monitoring.test_drift import make_profile
+from tests.monitoring.test_workspace_dashboard import panel_series
 from tests.pipelines.test_monitor_loop import Recorder
 
 START = datetime(2024, 3, 1, tzinfo=UTC)
@@ -133,6 +135,14 @@ def test_performance_drop_without_drift_retrains_and_says_why(
     run = MlflowClient(config.paths.resolved().tracking_uri).get_run(out.mlflow_run)
     assert run.data.tags["evidence"] == "performance" and run.data.tags["status"] == "refused"
     assert json.dumps(out.performance.to_dict())
+    # the Evidently dashboard's realised-performance panel got the window's point
+    workspace_dir = config.paths.resolved().evidently_workspace
+    _, project = get_project(workspace_dir)
+    panel = next(p for p in project.dashboard.model().panels if p.title == PERFORMANCE_TITLE)
+    series = panel_series(workspace_dir, project.id, panel)
+    assert series[f"recall_at_10 v{version}"] == [0.0]
+    test_mean = series[f"recall_at_10 v{version}{TEST_SUFFIX}"][0]
+    assert test_mean == pytest.approx(out.performance.reference_mean) and test_mean > 0
 
 
 def test_interval_decides_with_tolerance_and_enough_users() -> None:
