@@ -20,7 +20,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-DataFormat = Literal["taobao", "tmall", "amazon", "rees46", "generic", "canonical"]
+DataFormat = Literal[
+    "taobao", "tmall", "amazon", "amazon_reviews", "rees46", "generic", "canonical"
+]
 Period = Literal["hour", "day", "week"]
 
 
@@ -87,6 +89,8 @@ class DataConfig(_Section):
     # Keep only events in [window_start, window_end) (UTC ISO strings); outside rows are reported.
     window_start: str | None = None
     window_end: str | None = None
+    # Longer free text (``text``, ``item_text``) is cut to this many characters and counted.
+    max_text_chars: int = Field(20_000, ge=1)
 
 
 class FeatureConfig(_Section):
@@ -130,6 +134,11 @@ class TrainConfig(_Section):
     # Baselines scored next to every model (the protocol of shared/data/README.md).
     baseline_pop_window: str = "3D"
     baseline_half_life_days: float = Field(1.0, gt=0)
+    # "stream": trials and refit read feature shards through tf.data (memory bounded by the
+    # shuffle buffer, not the log); "memory": whole arrays in memory (small logs, fastest).
+    input: Literal["memory", "stream"] = "memory"
+    shuffle_buffer: int = Field(10_000, ge=1)  # samples; the stream's memory bound
+    shard_rows: int = Field(50_000, ge=1)  # samples per shard written from in-memory arrays
 
 
 class RegistryConfig(_Section):

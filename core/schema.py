@@ -17,7 +17,11 @@ CORE_BEHAVIORS: tuple[str, ...] = ("view", "fav", "cart", "buy")
 PAD = 0
 
 REQUIRED_COLUMNS: tuple[str, ...] = ("user_id", "item_id", "category_id", "behavior", "timestamp")
-OPTIONAL_COLUMNS: tuple[str, ...] = ("price", "brand", "session_id", "text")
+# ``text`` is the event's own text (a review, a search query); ``item_text`` is an item
+# attribute (title, category path text), like ``brand`` and ``price``.
+OPTIONAL_COLUMNS: tuple[str, ...] = ("price", "brand", "session_id", "text", "item_text")
+#: Free-text columns: validated for length and undecodable characters by the loaders.
+TEXT_COLUMNS: tuple[str, ...] = ("text", "item_text")
 EVENT_COLUMNS: tuple[str, ...] = REQUIRED_COLUMNS + OPTIONAL_COLUMNS
 
 STRING_COLUMNS: tuple[str, ...] = (
@@ -28,6 +32,7 @@ STRING_COLUMNS: tuple[str, ...] = (
     "brand",
     "session_id",
     "text",
+    "item_text",
 )
 
 

@@ -19,6 +19,9 @@ import pyarrow.compute as pc
 
 from core.config import DataConfig
 from core.schema import BEHAVIORS, EVENT_COLUMNS, REQUIRED_COLUMNS
+from eventlogs.reviews import COLUMNS as REVIEW_COLUMNS
+from eventlogs.reviews import REQUIRED as REVIEW_REQUIRED
+from eventlogs.reviews import review_events
 from eventlogs.tables import read_table
 from eventlogs.validation import DataValidationError, require_columns
 
@@ -195,13 +198,24 @@ def convert_rees46(
     for canonical, column in (
         ("brand", "brand"),
         ("session_id", "user_session"),
-        ("text", "category_code"),
+        ("item_text", "category_code"),
     ):
         if column in raw.columns:
             out[canonical] = raw[column]
     if "price" in raw.columns:
         out["price"] = to_float(raw["price"])
-    return out, ["category_code is kept as text; user_session as session_id"]
+    return out, [
+        "category_code is kept as item_text (an item attribute); user_session as session_id"
+    ]
+
+
+def convert_amazon_reviews(
+    raw: pd.DataFrame, config: DataConfig, source: str
+) -> tuple[pd.DataFrame, list[str]]:
+    """The review log with text (:mod:`eventlogs.reviews`); timestamps are Unix seconds."""
+    out, notes = review_events(raw, config, source)
+    out["timestamp"] = unix_seconds(raw["timestamp"])
+    return out, notes
 
 
 def convert_generic(
@@ -295,6 +309,7 @@ FORMATS: dict[str, FormatSpec] = {
         True,
         convert_rees46,
     ),
+    "amazon_reviews": FormatSpec(REVIEW_REQUIRED, REVIEW_COLUMNS, True, convert_amazon_reviews),
     "generic": FormatSpec((), None, True, convert_generic),
     "canonical": FormatSpec(REQUIRED_COLUMNS, None, False, convert_canonical),
 }

@@ -17,6 +17,7 @@ from core.config import DataConfig
 from core.schema import conform
 from eventlogs.formats import FORMATS
 from eventlogs.tables import PARQUET_SUFFIXES, read_table
+from eventlogs.textcheck import check_text
 from eventlogs.validation import (
     ValidationReport,
     clean_events,
@@ -53,6 +54,7 @@ def load_events(path: Path | str, config: DataConfig) -> LoadResult:
     frame, notes = spec.convert(raw, config, source)
     report = ValidationReport(source=source, format=config.format, notes=notes)
     kept = clean_events(frame, report, config, drop_duplicates=spec.drop_duplicates)
+    kept = check_text(kept, report, config.max_text_chars)
     events = conform(kept)
     return LoadResult(events=events, report=report)
 

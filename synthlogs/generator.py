@@ -201,6 +201,7 @@ def _result(
         "brand": _missing_strings(ev.item.size),
         "session_id": _session_ids(ev.session, first_session, first_session + n_sessions),
         "text": _missing_strings(ev.item.size),
+        "item_text": _missing_strings(ev.item.size),
     }
     events = pd.DataFrame(frame, columns=list(EVENT_COLUMNS), copy=False)
     return SynthResult(events=events, truth=truth, config=config, n_sessions=n_sessions)

@@ -72,7 +72,8 @@ def test_rees46_keeps_19_digit_ids_and_extras(tmp_path):
     ev = load_events(write(tmp_path, "r.csv", text), DataConfig(format="rees46")).events
     assert ev["category_id"].tolist() == [BIG_CAT, "2103807459595387724"]
     assert ev["behavior"].tolist() == ["view", "buy"]
-    assert ev["text"].iloc[0] == "appliances.kitchen" and pd.isna(ev["text"].iloc[1])
+    assert ev["item_text"].iloc[0] == "appliances.kitchen" and pd.isna(ev["item_text"].iloc[1])
+    assert ev["brand"].tolist()[0] == "aqua" and ev["text"].isna().all()
     assert ev["session_id"].tolist() == ["s1", "s2"]
     assert ev["price"].tolist() == [33.2, 5.0]
     assert ev["timestamp"].iloc[1] == pd.Timestamp("2019-10-01 00:00:05", tz="UTC")
