@@ -94,7 +94,37 @@ def task_ratios(model: dict[str, float], baselines: dict[str, dict[str, float]])
     out["buy_ece"] = model.get("buy_ece")
     out["buy_ece_raw"] = model.get("buy_ece_raw")
     out["trajectory_js_ratio"] = ratio("trajectory_js")
-    out["demand_wape_ratio"] = None  # no demand forecast metric in the model's outputs yet
+    return out
+
+
+def measure_demand(config: Any, run_id: str, events: Any, cutoff: Any) -> dict[str, Any]:
+    """The refit model's category demand forecast at ``cutoff`` against persistence.
+
+    ``pipelines.demand.forecast_demand`` on the refit run's bundle, at both levels: WAPE
+    over every trajectory bucket (and over the named ones, without the pooled ``other``)
+    for the model and for last period's demand. ``demand_wape_ratio`` = model /
+    persistence at the default level, ``demand_model_level_wape_ratio`` at the model's own.
+    """
+    import mlflow
+
+    from modelkit.bundle import load_bundle
+    from pipelines.demand import demand_wapes, forecast_demand
+
+    out: dict[str, Any] = {"demand": {"cutoff": str(cutoff)}}
+    with tempfile.TemporaryDirectory(prefix="quality-demand-") as tmp:
+        local = mlflow.artifacts.download_artifacts(
+            run_id=run_id,
+            artifact_path="bundle",
+            dst_path=tmp,
+            tracking_uri=config.paths.resolved().tracking_uri,
+        )
+        bundle = load_bundle(Path(local))
+        for level, key in (("persistence", "demand"), ("model", "demand_model_level")):
+            wapes = demand_wapes(forecast_demand(bundle, events, cutoff, level=level))
+            out["demand"][level] = wapes
+            base, named = wapes["persistence"], wapes["persistence_named"]
+            out[f"{key}_wape_ratio"] = wapes["model"] / base if base else None
+            out[f"{key}_named_wape_ratio"] = wapes["model_named"] / named if named else None
     return out
 
 
@@ -205,6 +235,7 @@ def run_task(name: str, budget: dict[str, Any], extras: bool) -> dict[str, Any]:
             "protocol": protocol_figures(task, events),
         }
         out.update(task_ratios(outcome.refit.test_metrics, outcome.refit.baselines))
+        out.update(measure_demand(config, outcome.refit.run_id, events, data.splits.test))
         if extras:
             out["pruning"] = measure_pruning(config, data, study)
             out["overhead"] = measure_overhead(config, data, outcome.best_params)
@@ -225,7 +256,13 @@ def print_table(results: dict[str, Any]) -> None:
             readme = row.get("readme_recall_at_10")
             ref = "" if readme is None else f"  (README {readme:.4f})"
             print(f"{task:<8}protocol {name:<24}recall@10 {row['recall_at_10']:.4f}{ref}")
-        keys = ("recall_at_10_ratio", "explore_recall_at_10_ratio", "buy_auc_delta", "buy_ece")
+        keys = (
+            "recall_at_10_ratio",
+            "explore_recall_at_10_ratio",
+            "buy_auc_delta",
+            "buy_ece",
+            "demand_wape_ratio",
+        )
         print(f"{task} " + ", ".join(f"{k}={res.get(k)}" for k in keys))
         for key in ("overhead", "pruning"):
             if key in res:

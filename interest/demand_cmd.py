@@ -8,6 +8,7 @@ the log covers the period, what happened and both WAPEs. Exit codes: 0 done, 1 e
 from __future__ import annotations
 
 import tempfile
+from enum import Enum
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated
 
@@ -19,6 +20,13 @@ from interest.common import FormatOption, check_time, config_from, fail
 
 if TYPE_CHECKING:  # annotations only: keep `--help` fast
     import pandas as pd
+
+
+class Level(str, Enum):
+    """Where the forecast's total comes from (pipelines.demand.LEVELS)."""
+
+    persistence = "persistence"
+    model = "model"
 
 
 def print_demand(table: pd.DataFrame, top: int, title: str) -> None:
@@ -57,6 +65,13 @@ def demand(
     format: FormatOption = None,
     out: Annotated[Path | None, typer.Option(help="Write every category's row as CSV.")] = None,
     top: Annotated[int, typer.Option(min=1, help="Categories to print.")] = 15,
+    level: Annotated[
+        Level,
+        typer.Option(
+            help="Total from last period's events (persistence) or from the model's "
+            "expected activity (model); the model always gives the mix."
+        ),
+    ] = Level.persistence,
 ) -> None:
     """Forecast next-period demand per category from a registered model (and score it)."""
     config = config_from(ctx, {"data": {"format": format}})
@@ -73,7 +88,7 @@ def demand(
         events = load_events(data, config.data).events
         with tempfile.TemporaryDirectory() as tmp:
             bundle = load_bundle(download_bundle(config, version, Path(tmp)))
-        table = forecast_demand(bundle, events, when)
+        table = forecast_demand(bundle, events, when, level=level.value)
     except (LookupError, ValueError, FileNotFoundError) as err:
         raise fail(str(err)) from err
     if out is not None:

@@ -12,6 +12,17 @@ top-``C`` categories of the vocabulary plus ``other``)::
   probability of being active is the first factor);
 * ``share_uc``: the trajectory head's first future period.
 
+With ``level="persistence"`` (the default) the model supplies the *mix* and the last
+period the *level*: the bucket forecasts are rescaled so that they sum to last period's
+core-behaviour events. Expected activity given activity overshoots the total (+7% to +12%
+on the Taobao sample's daily cutoffs, and the users who will arrive are not in it), while
+daily and weekly totals move slowly. Measured with one 2-epoch model per sample, WAPE
+averaged over the cutoffs up to the test cutoff: Taobao (5 daily cutoffs) 0.17 rescaled vs
+0.21 model level vs 0.17 persistence (0.14 / 0.21 / 0.17 before the test cutoff); Tmall (5
+weekly cutoffs) 0.24 vs 0.26 vs 0.25, but at Tmall's test cutoff the model's level won
+(0.21 vs 0.31). Neither level beats persistence reliably; ``level="model"`` keeps the sum
+above.
+
 It is scored with WAPE (``sum |forecast - actual| / sum actual``) next to a persistence
 forecast: each category's demand in the last period before the cutoff. Actual and
 persistence count the core-behaviour events of *all* users, new ones included, which the
@@ -30,6 +41,7 @@ from core.vocab import Vocabulary
 from modelkit.bundle import Bundle
 
 COLUMNS: tuple[str, ...] = ("category", "forecast", "persistence", "actual")
+LEVELS: tuple[str, ...] = ("persistence", "model")
 
 
 def expected_activity(period_counts: np.ndarray) -> np.ndarray:
@@ -90,13 +102,23 @@ def horizon_in_log(events: pd.DataFrame, end: pd.Timestamp, period: str) -> bool
     return bool(last >= end - pd.Timedelta(period_ns(period) // 24, unit="ns"))
 
 
-def forecast_demand(bundle: Bundle, events: pd.DataFrame, cutoff: pd.Timestamp) -> pd.DataFrame:
+def rescale(forecast: np.ndarray, total: float) -> np.ndarray:
+    """``forecast`` scaled to sum to ``total`` (unchanged when it sums to zero)."""
+    current = float(np.sum(forecast))
+    return forecast * (total / current) if current > 0 else forecast
+
+
+def forecast_demand(
+    bundle: Bundle, events: pd.DataFrame, cutoff: pd.Timestamp, level: str = "persistence"
+) -> pd.DataFrame:
     """Forecast each category's demand in ``[cutoff, cutoff + period)`` from a bundle.
 
     Args:
         bundle: a loaded model bundle (its vocabulary and feature config encode events).
         events: canonical events; history before ``cutoff``, optionally the next period.
         cutoff: start of the forecast period (naive means UTC).
+        level: ``persistence`` scales the forecasts to last period's total, ``model``
+            keeps the model's own total (module docstring).
 
     Returns:
         One row per trajectory bucket, largest forecast first: ``category`` (the bucket's
@@ -104,8 +126,10 @@ def forecast_demand(bundle: Bundle, events: pd.DataFrame, cutoff: pd.Timestamp) 
         and ``actual`` (nan unless the log covers the whole next period).
 
     Raises:
-        ValueError: if no user has events before ``cutoff``.
+        ValueError: if no user has events before ``cutoff``, or ``level`` is unknown.
     """
+    if level not in LEVELS:
+        raise ValueError(f"demand level must be one of {', '.join(LEVELS)}, got {level!r}")
     cutoff = pd.Timestamp(cutoff)
     cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
     config = bundle.feature_config
@@ -119,6 +143,8 @@ def forecast_demand(bundle: Bundle, events: pd.DataFrame, cutoff: pd.Timestamp) 
     )
     length = pd.Timedelta(period_ns(config.period), unit="ns")
     persistence = bucket_counts(events, bundle.vocab, n_buckets, cutoff - length, cutoff)
+    if level == "persistence":
+        forecast = rescale(forecast, float(persistence.sum()))
     actual = np.full(n_buckets, np.nan)
     if horizon_in_log(events, cutoff + length, config.period):
         actual = bucket_counts(events, bundle.vocab, n_buckets, cutoff, cutoff + length)

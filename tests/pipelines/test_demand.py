@@ -82,7 +82,7 @@ def test_aggregation_matches_the_hand_computed_example():
 
 
 def test_forecast_persistence_actual_and_wape():
-    table = forecast_demand(_bundle(), _events(HISTORY + NEXT_DAY), CUTOFF)
+    table = forecast_demand(_bundle(), _events(HISTORY + NEXT_DAY), CUTOFF, level="model")
     by_cat = table.set_index("category")
     np.testing.assert_allclose(by_cat.loc[["a", "b", "other"], "forecast"], [0.5, 3.5, 0.8])
     # Last day before the cutoff, core behaviours only: a 1, b 1 + 3, c 1 (search left out).
@@ -95,6 +95,18 @@ def test_forecast_persistence_actual_and_wape():
     wapes = demand_wapes(table)
     assert wapes["model_named"] == pytest.approx((1.5 + 2.5) / 3)
     assert wapes["persistence_named"] == pytest.approx((1 + 3) / 3)
+
+
+def test_persistence_level_keeps_the_mix_and_takes_last_periods_total():
+    table = forecast_demand(_bundle(), _events(HISTORY + NEXT_DAY), CUTOFF)
+    by_cat = table.set_index("category")
+    # Model mix 0.5 : 3.5 : 0.8 (sum 4.8) scaled to last day's 6 core events.
+    np.testing.assert_allclose(
+        by_cat.loc[["a", "b", "other"], "forecast"], np.array([0.5, 3.5, 0.8]) * 6 / 4.8
+    )
+    assert table["forecast"].sum() == pytest.approx(table["persistence"].sum())
+    with pytest.raises(ValueError, match="demand level"):
+        forecast_demand(_bundle(), _events(HISTORY), CUTOFF, level="median")
 
 
 def test_actual_is_missing_when_the_log_stops_at_the_cutoff():
