@@ -20,6 +20,12 @@ Inputs (``SequenceArrays.inputs()`` keys, also the Keras input names):
 
 Events are left-padded: the most recent event is at position ``N - 1``.
 
+Optional text inputs (present only when the bundle has a text vectoriser, see
+:mod:`core.textbag` and :mod:`modelkit.text_features`; ``T``/``A`` = ``text_len``/``attr_len``):
+    text_tokens int32 (n, T)  token ids of the user's latest event texts before the cutoff
+    attr_tokens int32 (n, A)  token ids of the attributes (item text, brand, price bucket) of
+                              the items of the user's latest events before the cutoff
+
 Labels (``SequenceArrays.labels()`` keys, also the Keras output names):
     next_cats  float32 (n, V)      multi-hot of category indices engaged in [cutoff, cutoff+horizon)
                                   (index 0 is never set; OOV index 1 may be)
@@ -39,6 +45,8 @@ from pathlib import Path
 import numpy as np
 
 INPUT_NAMES: tuple[str, ...] = ("cat", "beh", "hour", "gap", "age", "period_dist", "period_counts")
+#: Optional inputs: in :meth:`SequenceArrays.inputs` only when built (text channels).
+TEXT_INPUT_NAMES: tuple[str, ...] = ("text_tokens", "attr_tokens")
 LABEL_NAMES: tuple[str, ...] = ("next_cats", "buy", "churn", "trajectory")
 
 
@@ -56,10 +64,20 @@ class FeatureSpec:
     period: str
     horizon: str
     vocab_hash: str
+    # Text channels (0: absent). Left out of the JSON when 0, so specs (and their hashes)
+    # of models without text are unchanged.
+    n_text_tokens: int = 0  # ids of the event-text vectoriser, padding and OOV included
+    text_len: int = 0  # T
+    n_attr_tokens: int = 0  # ids of the item-attribute vectoriser
+    attr_len: int = 0  # A
 
     def to_json(self) -> str:
         """Serialise to canonical JSON."""
-        return json.dumps(asdict(self), sort_keys=True)
+        data = asdict(self)
+        for name in ("n_text_tokens", "text_len", "n_attr_tokens", "attr_len"):
+            if not data[name]:
+                del data[name]
+        return json.dumps(data, sort_keys=True)
 
     @classmethod
     def from_json(cls, text: str) -> FeatureSpec:
@@ -89,14 +107,18 @@ class SequenceArrays:
     buy: np.ndarray | None = None
     churn: np.ndarray | None = None
     trajectory: np.ndarray | None = None
+    text_tokens: np.ndarray | None = None
+    attr_tokens: np.ndarray | None = None
     extra: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return int(self.cat.shape[0])
 
     def inputs(self) -> dict[str, np.ndarray]:
-        """Model inputs keyed by :data:`INPUT_NAMES`."""
-        return {name: getattr(self, name) for name in INPUT_NAMES}
+        """Model inputs keyed by :data:`INPUT_NAMES`, plus the text inputs that were built."""
+        out = {name: getattr(self, name) for name in INPUT_NAMES}
+        out.update({n: getattr(self, n) for n in TEXT_INPUT_NAMES if getattr(self, n) is not None})
+        return out
 
     def labels(self) -> dict[str, np.ndarray]:
         """Labels keyed by :data:`LABEL_NAMES`.

@@ -32,6 +32,7 @@ from modelkit.layers import (
 )
 from modelkit.mixture import mixture_output
 from modelkit.model_config import ModelConfig
+from modelkit.text_layers import fuse_text, text_input_names
 
 EVENT_INPUTS: tuple[str, ...] = ("cat", "beh", "hour", "gap", "age")
 
@@ -47,6 +48,8 @@ def make_inputs(spec: FeatureSpec, names: tuple[str, ...]) -> dict[str, KerasTen
         "age": ((n,), "float32"),
         "period_dist": ((p, spec.n_buckets), "float32"),
         "period_counts": ((p, spec.n_core_behaviors), "float32"),
+        "text_tokens": ((spec.text_len,), "int32"),
+        "attr_tokens": ((spec.attr_len,), "int32"),
     }
     return {
         name: keras.Input(shape=shapes[name][0], dtype=shapes[name][1], name=name) for name in names
@@ -123,6 +126,7 @@ def encode_user(
     else:
         pooled = MaskedPooling(config.pooling, config.attention_units, name="pooling")(seq, mask)
         logits = None
+    pooled = fuse_text(config, spec, inputs, pooled)
     user = keras.layers.Dense(config.head_units, activation="relu", name="user_dense")(pooled)
     if logits is None:
         if config.tie_output_embeddings:
@@ -196,7 +200,7 @@ def build_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
         ``churn`` ``(batch, 1)`` sigmoid, ``trajectory`` ``(batch, K, C1)`` softmax over
         buckets.
     """
-    inputs = make_inputs(spec, INPUT_NAMES)
+    inputs = make_inputs(spec, INPUT_NAMES + text_input_names(config, spec))
     user, logits, seq = encode_user(config, spec, inputs)
     if config.next_cats_head == "mixture":
         next_cats = mixture_output(spec, inputs, seq, user, logits)

@@ -24,9 +24,11 @@ import pandas as pd
 import tensorflow as tf
 
 import modelkit.layers  # noqa: F401  (registers the custom layers for deserialization)
+import modelkit.text_layers  # noqa: F401  (likewise, the text layer)
 from core.arrays import FeatureSpec
 from core.config import FeatureConfig
 from core.vocab import Vocabulary
+from modelkit.text_features import TextFeatures
 
 BUCKETS: tuple[int, ...] = (1, 8, 32, 128, 256)
 OUTPUT_NAMES: tuple[str, ...] = ("next_cats", "buy", "churn", "trajectory")
@@ -113,6 +115,7 @@ class Bundle:
     metadata: dict[str, Any]
     path: Path
     predictor: Predictor
+    text: TextFeatures | None = None  # text vectorisers (``text.json``), when the model reads text
 
     def predict(self, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         """See :meth:`Predictor.predict`."""
@@ -136,6 +139,7 @@ def save_bundle(
     spec: FeatureSpec,
     metadata: dict[str, Any],
     reference: pd.DataFrame | None = None,
+    text: TextFeatures | None = None,
 ) -> Path:
     """Write a bundle folder (created if needed) and return its path.
 
@@ -157,6 +161,8 @@ def save_bundle(
     )
     if reference is not None:
         reference.to_parquet(directory / "reference.parquet", index=False)
+    if text is not None:
+        text.save(directory)
     return directory
 
 
@@ -181,4 +187,5 @@ def load_bundle(directory: Path) -> Bundle:
         metadata=json.loads((directory / "metadata.json").read_text()),
         path=directory,
         predictor=Predictor(model),
+        text=TextFeatures.load(directory),
     )
