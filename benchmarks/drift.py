@@ -112,7 +112,8 @@ def run_case(args: tuple[int, float, int, dict[str, Any], int]) -> list[dict[str
     warnings.filterwarnings("ignore")
     config = MonitoringConfig().model_copy(update=overrides)
     reference, current = build_windows(seed, shift, n_users)
-    stats = ReferenceStats.from_frame(reference, *monitored_columns(reference, current))
+    columns = monitored_columns(reference, current)
+    stats = ReferenceStats.from_frame(reference, *columns, segments=config)
     rows = []
     for size in (len(current), small):
         window = current.sample(min(size, len(current)), random_state=seed)
@@ -137,7 +138,9 @@ def time_check(config: MonitoringConfig, n_rows: int = 100_000) -> dict[str, flo
         frame["top_pred"] = frame["top_category"]
     big = current.sample(n_rows, replace=True, random_state=0).reset_index(drop=True)
     start = time.perf_counter()
-    stats = ReferenceStats.from_frame(reference, *monitored_columns(reference, big))
+    stats = ReferenceStats.from_frame(
+        reference, *monitored_columns(reference, big), segments=config
+    )
     stats_s = time.perf_counter() - start
     walls, cpus = [], []
     for _ in range(REPEATS):

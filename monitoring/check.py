@@ -183,7 +183,12 @@ def check_window(
         ref = load_reference(ref_path)
         current_part = part if not part.empty else ref.iloc[:0]
         # The decision first, on the reference's cached binned statistics ...
-        stats = cached_stats(_reference_file(ref_path), ref, *monitored_columns(ref, current_part))
+        stats = cached_stats(
+            _reference_file(ref_path),
+            ref,
+            *monitored_columns(ref, current_part),
+            segments=config.monitoring,
+        )
         result = check_drift(ref, current_part, config.monitoring, stats=stats)
         tag = stamp if len(parts) == 1 else f"{stamp}-v{version}"
         own = {**context, "model_version": version, "reference": str(ref_path)}

@@ -14,6 +14,7 @@ people (:mod:`monitoring.snapshot`).
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
@@ -22,7 +23,7 @@ import pandas as pd
 from core.config import MonitoringConfig
 from core.predlog import PREDICTION_CATEGORICAL, PREDICTION_COLUMNS, PREDICTION_NUMERIC
 from core.profile import BUCKET_FEATURES, CATEGORICAL_FEATURES, LEGACY_COLUMNS, NUMERIC_FEATURES
-from monitoring.segments import segment_pairs
+from monitoring.segments import DEFINING, segment_pairs
 from monitoring.stats import ReferenceStats
 from monitoring.stattests import benjamini_hochberg, run_tests
 
@@ -174,6 +175,44 @@ def _reason(result: DriftResult, config: MonitoringConfig) -> str:
     return head
 
 
+Columns = tuple[list[str], list[str], list[str]]
+
+
+def _without(columns: Columns, drop: set[str]) -> Columns:
+    numeric, categorical, buckets = ([c for c in g if c not in drop] for g in columns)
+    return numeric, categorical, buckets
+
+
+def _segment_parts(
+    reference: pd.DataFrame,
+    current: pd.DataFrame,
+    columns: Columns,
+    config: MonitoringConfig,
+    stats: ReferenceStats,
+) -> Iterator[tuple[str, ReferenceStats, pd.DataFrame, Columns]]:
+    """``(segment, reference statistics, current rows, columns)`` per testable segment.
+
+    From the cached per-segment statistics when they were cut by ``config``'s rules (only
+    the current rows are labelled), else from the reference rows.
+    """
+    if config.segment_min_rows <= 0 or current.empty:
+        return
+    rules = stats.segmenter(config)
+    if rules is None:
+        for name, ref_part, cur_part in segment_pairs(reference, current, config):
+            own = _without(columns, set(reference.columns) - set(ref_part.columns))
+            yield name, ReferenceStats.from_frame(ref_part, *own), cur_part, own
+        return
+    for kind, labels in rules.label(current).items():
+        for value in sorted(labels.unique()):
+            name, part = f"{kind}={value}", current[(labels == value).to_numpy()]
+            seg = stats.segments.get(name)
+            if seg is None or min(seg.n_rows, len(part)) < config.segment_min_rows:
+                continue
+            part = part.drop(columns=[c for c in DEFINING[kind] if c in part.columns])
+            yield name, seg, part, _without(columns, set(DEFINING[kind]))
+
+
 def check_drift(
     reference: pd.DataFrame,
     current: pd.DataFrame,
@@ -188,8 +227,9 @@ def check_drift(
             optionally, ``core.predlog.PREDICTION_COLUMNS``).
         current: the same columns from the prediction log window.
         config: FDR level, effect floors, drifted-share trigger and minimum rows.
-        stats: the reference's binned statistics (:func:`monitoring.stats.cached_stats`);
-            computed from ``reference`` when not given.
+        stats: the reference's binned statistics (:func:`monitoring.stats.cached_stats`),
+            with its segments' when they were cut by ``config``; computed from
+            ``reference`` when not given.
 
     Returns:
         A :class:`DriftResult` without ``snapshot`` (see :mod:`monitoring.snapshot`);
@@ -205,9 +245,9 @@ def check_drift(
     if stats is None:
         stats = ReferenceStats.from_frame(reference, *columns)
     tests = [("all", *t) for t in run_tests(stats, current, columns, config)]
-    for name, ref_part, cur_part in segment_pairs(reference, current, config):
-        own = tuple([c for c in group if c in ref_part.columns] for group in columns)
-        seg_stats = ReferenceStats.from_frame(ref_part, *own)
+    for name, seg_stats, cur_part, own in _segment_parts(
+        reference, current, columns, config, stats
+    ):
         found = run_tests(seg_stats, cur_part, own, config)
         tests += [(name, *t[:4], t[4] * config.segment_effect_factor) for t in found]
     # One FDR rule across columns x segments: more hypotheses, never more false alarms.

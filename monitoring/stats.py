@@ -5,6 +5,10 @@ counts for numeric columns, category counts, the sum and outer-product sum of th
 bucket-share vectors — and cached beside it as ``<reference>.stats.json``; a check then only
 bins the current window (numpy) and computes the statistic and its p-value (scipy) with
 :mod:`monitoring.stattests`, whatever the reference's size.
+
+Given the monitoring config, the same statistics are kept per reference segment
+(:mod:`monitoring.segments`), with the segment thresholds taken from the reference, so a
+check labels only the current window's rows and never re-segments the reference.
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ import json
 import logging
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
+from core.config import MonitoringConfig
+from monitoring.segments import DEFINING, Segmenter
+
 logger = logging.getLogger(__name__)
 
-STATS_VERSION = 2
+STATS_VERSION = 3  # 3: per-segment statistics
 # ECDF grid: 256 reference quantiles miss at most ~0.4% of the reference mass inside a bin,
 # far below any K-S effect that matters; columns with fewer distinct values use them all.
 MAX_EDGES = 256
@@ -72,12 +80,25 @@ class ReferenceStats:
     categorical: dict[str, CountStats] = field(default_factory=dict)
     buckets: dict[str, ShareStats] = field(default_factory=dict)
     version: int = STATS_VERSION
+    # per segment (``activity=high``) the same statistics, without its defining columns
+    segments: dict[str, ReferenceStats] = field(default_factory=dict)
+    # what the segments were cut with (empty: not computed); see :func:`segment_rules`
+    segment_rules: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_frame(
-        cls, frame: pd.DataFrame, numeric: list[str], categorical: list[str], buckets: list[str]
+        cls,
+        frame: pd.DataFrame,
+        numeric: list[str],
+        categorical: list[str],
+        buckets: list[str],
+        *,
+        segments: MonitoringConfig | None = None,
     ) -> ReferenceStats:
-        """Summarise the given columns of a reference profile (absent columns are skipped)."""
+        """Summarise the given columns of a reference profile (absent columns are skipped).
+
+        With ``segments`` (the monitoring config), also every reference segment's statistics.
+        """
         out = cls(n_rows=len(frame))
         for col in (c for c in numeric if c in frame.columns):
             values = numeric_values(frame[col])
@@ -92,7 +113,26 @@ class ReferenceStats:
             matrix = share_matrix(frame[col])
             if len(matrix):
                 out.buckets[col] = ShareStats.from_matrix(matrix)
+        if segments is not None and segments.segment_min_rows > 0 and len(frame):
+            rules = Segmenter.from_reference(frame, segments)
+            out.segment_rules = segment_rules(segments, rules)
+            for kind, labels in rules.label(frame).items():
+                own = [[c for c in g if c not in DEFINING[kind]] for g in (numeric, categorical)]
+                for value in sorted(labels.unique()):
+                    part = frame[(labels == value).to_numpy()]
+                    out.segments[f"{kind}={value}"] = cls.from_frame(part, *own, buckets)
         return out
+
+    def segmenter(self, config: MonitoringConfig) -> Segmenter | None:
+        """The cached segments' rules when they were cut as ``config`` says (else ``None``)."""
+        if not self.segment_rules:
+            return None
+        rules = Segmenter(
+            float(self.segment_rules["new_user_hours"]),
+            tuple(self.segment_rules["activity_edges"]),
+            tuple(self.segment_rules["categories"]),
+        )
+        return rules if self.segment_rules == segment_rules(config, rules) else None
 
     def to_json(self) -> str:
         """Serialise (the cache file's content)."""
@@ -101,14 +141,29 @@ class ReferenceStats:
     @classmethod
     def from_json(cls, text: str) -> ReferenceStats:
         """Parse :meth:`to_json` output."""
-        data = json.loads(text)
+        return cls._from_dict(json.loads(text))
+
+    @classmethod
+    def _from_dict(cls, data: dict[str, Any]) -> ReferenceStats:
         return cls(
             n_rows=data["n_rows"],
             numeric={k: NumericStats(**v) for k, v in data["numeric"].items()},
             categorical={k: CountStats(**v) for k, v in data["categorical"].items()},
             buckets={k: ShareStats(**v) for k, v in data["buckets"].items()},
             version=data["version"],
+            segments={k: cls._from_dict(v) for k, v in data.get("segments", {}).items()},
+            segment_rules=data.get("segment_rules", {}),
         )
+
+
+def segment_rules(config: MonitoringConfig, rules: Segmenter) -> dict[str, Any]:
+    """What cached segment statistics depend on: the config's rules and the thresholds."""
+    return {
+        "new_user_hours": float(config.new_user_hours),
+        "segment_categories": int(config.segment_categories),
+        "activity_edges": [float(e) for e in rules.activity_edges],
+        "categories": [str(c) for c in rules.categories],
+    }
 
 
 def numeric_values(series: pd.Series) -> np.ndarray:
@@ -168,11 +223,14 @@ def cached_stats(
     numeric: list[str],
     categorical: list[str],
     buckets: list[str],
+    *,
+    segments: MonitoringConfig | None = None,
 ) -> ReferenceStats:
     """The reference file's statistics, read from the cache or computed once and cached.
 
     The cache is used only when it is newer than the reference and of this
-    :data:`STATS_VERSION` and covers the wanted columns; failing to write it (a read-only
+    :data:`STATS_VERSION`, covers the wanted columns and, with ``segments`` (the monitoring
+    config), holds segment statistics cut by its rules; failing to write it (a read-only
     bundle) only costs the next check the same computation.
     """
     path = stats_path(Path(reference))
@@ -182,13 +240,19 @@ def cached_stats(
             found = ReferenceStats.from_json(path.read_text())
             have = (set(found.numeric), set(found.categorical), set(found.buckets))
             present = tuple({c for c in w if c in frame.columns} for w in wanted)
-            if found.version == STATS_VERSION and all(
-                p <= h for p, h in zip(present, have, strict=True)
+            if (
+                found.version == STATS_VERSION
+                and all(p <= h for p, h in zip(present, have, strict=True))
+                and (
+                    segments is None
+                    or segments.segment_min_rows <= 0
+                    or found.segmenter(segments) is not None
+                )
             ):
                 return found
         except (ValueError, KeyError, TypeError) as err:
             logger.warning("ignoring unreadable reference statistics %s: %s", path, err)
-    stats = ReferenceStats.from_frame(frame, numeric, categorical, buckets)
+    stats = ReferenceStats.from_frame(frame, numeric, categorical, buckets, segments=segments)
     try:
         partial = path.with_name(path.name + ".partial")
         partial.write_text(stats.to_json())

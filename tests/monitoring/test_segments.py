@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 
 from core.config import MonitoringConfig
-from monitoring.drift import check_drift
+from monitoring.drift import check_drift, monitored_columns
 from monitoring.segments import Segmenter, history_hours, segment_pairs
+from monitoring.stats import cached_stats
 from tests.monitoring.test_drift import CATS, make_profile
 
 CONFIG = MonitoringConfig(min_rows=300, segment_min_rows=150)
@@ -64,3 +67,37 @@ def test_no_shift_fires_in_no_segment() -> None:
     result = check_drift(make_profile(4000, 0), make_profile(4000, 3), CONFIG)
     assert result.status == "ok" and result.drifted_segments == []
     assert {c.segment.split("=")[0] for c in result.segments} == {"user", "activity", "category"}
+
+
+def test_cached_segment_statistics_decide_as_the_reference_rows_do(tmp_path: Path) -> None:
+    reference = make_profile(4000, 0)
+    current = shift_segment(make_profile(4000, 1), 2)
+    columns = monitored_columns(reference, current)
+    path = tmp_path / "reference.parquet"
+    reference.to_parquet(path)
+    stats = cached_stats(path, reference, *columns, segments=CONFIG)
+    assert f"category={CATS[0]}" in stats.segments and stats.segmenter(CONFIG) is not None
+    uncached = check_drift(reference, current, CONFIG)
+    cached = check_drift(reference, current, CONFIG, stats=stats)
+    assert cached.to_dict() == uncached.to_dict() and cached.drifted_segments
+    # Read back from the file, the statistics are used as they are: other reference rows
+    # given beside them change nothing (the rows are neither re-segmented nor re-binned).
+    reread = cached_stats(path, make_profile(4000, 7), *columns, segments=CONFIG)
+    assert reread == stats
+    other_rows = check_drift(make_profile(4000, 7), current, CONFIG, stats=reread)
+    assert other_rows.to_dict() == {**uncached.to_dict(), "n_reference": 4000}
+    assert check_drift(make_profile(4000, 7), current, CONFIG).to_dict() != uncached.to_dict()
+
+
+def test_segment_cache_is_recut_when_the_segment_rules_change(tmp_path: Path) -> None:
+    reference = make_profile(2000, 0)
+    columns = monitored_columns(reference, reference)
+    path = tmp_path / "reference.parquet"
+    reference.to_parquet(path)
+    first = cached_stats(path, reference, *columns, segments=CONFIG)
+    fewer = CONFIG.model_copy(update={"segment_categories": 2})
+    assert first.segmenter(fewer) is None
+    recut = cached_stats(path, reference, *columns, segments=fewer)
+    categories = {s for s in recut.segments if s.startswith("category=")}
+    assert len(categories) == 2 + 1  # the two most frequent and "other"
+    assert cached_stats(path, reference, *columns, segments=fewer) == recut  # now cached
