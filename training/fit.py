@@ -6,11 +6,12 @@ Prediction goes through a compiled ``tf.function`` in fixed-size chunks
 
 from __future__ import annotations
 
+import contextlib
 import time
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
@@ -26,6 +27,9 @@ from training.pretrain import (
     transfer_encoder_weights,
 )
 from training.search import TrialPlan
+
+if TYPE_CHECKING:
+    import tensorflow as tf
 
 EpochHook = Callable[[int, keras.Model], dict[str, float]]
 
@@ -191,8 +195,10 @@ def fit_model(
     pretrain_epochs: int = 1,
     warm_start: keras.Model | None = None,
     on_epoch: EpochHook | None = None,
+    stream: tf.data.Dataset | None = None,
+    strategy: tf.distribute.Strategy | None = None,
 ) -> FitResult:
-    """Build and train the plan's model on ``train``.
+    """Build and train the plan's model on ``train`` (or on ``stream``).
 
     Args:
         plan: architecture and initialisation.
@@ -206,34 +212,43 @@ def fit_model(
         warm_start: the champion's model for ``plan.init == "warm_start"``.
         on_epoch: called after each epoch with ``(epoch, model)``; its figures join the
             history, and it may raise (e.g. ``optuna.TrialPruned``) to stop.
+        stream: train on these ``(inputs, targets)`` batches
+            (:func:`training.stream_input.shard_dataset`) instead of ``train``'s arrays;
+            ``train`` is then a bounded sample for the priors and pre-training.
+        strategy: build and train under this ``tf.distribute`` strategy (e.g.
+            ``MultiWorkerMirroredStrategy``; ``batch_size`` is then the global batch).
 
     Returns:
         The trained model with its per-epoch history.
     """
     keras.utils.set_random_seed(seed)
-    model = compile_model(build_model(plan.model, spec), plan.model)
-    result = FitResult(model=model)
-    initialise_priors(model, plan, train)
-    result.transferred_layers, result.pretrain_seconds = initialise(
-        plan,
-        model,
-        spec,
-        train,
-        batch_size=batch_size,
-        pretrain_epochs=pretrain_epochs,
-        warm_start=warm_start,
-    )
+    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+        model = compile_model(build_model(plan.model, spec), plan.model)
+        result = FitResult(model=model)
+        initialise_priors(model, plan, train)
+        result.transferred_layers, result.pretrain_seconds = initialise(
+            plan,
+            model,
+            spec,
+            train,
+            batch_size=batch_size,
+            pretrain_epochs=pretrain_epochs,
+            warm_start=warm_start,
+        )
     callbacks = [_EpochCallback(on_epoch or (lambda _e, _m: {}), result.history)]
     start = time.perf_counter()
-    model.fit(
-        train.inputs(),
-        fit_targets(train),
-        batch_size=batch_size,
-        epochs=epochs,
-        shuffle=True,
-        verbose=0,
-        callbacks=callbacks,
-    )
+    if stream is not None:
+        model.fit(stream, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
+    else:
+        model.fit(
+            train.inputs(),
+            fit_targets(train),
+            batch_size=batch_size,
+            epochs=epochs,
+            shuffle=True,
+            verbose=0,
+            callbacks=callbacks,
+        )
     result.seconds = time.perf_counter() - start
     return result
 
@@ -241,12 +256,17 @@ def fit_model(
 _PREDICTORS: weakref.WeakKeyDictionary[keras.Model, Predictor] = weakref.WeakKeyDictionary()
 
 
-def predict_arrays(model: keras.Model, arrays: SequenceArrays) -> dict[str, np.ndarray]:
-    """Predict every sample through the compiled serving function (not ``model.predict``).
+def predict_inputs(model: keras.Model, inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """Predict ``inputs`` through the compiled serving function (not ``model.predict``).
 
     The compiled function is cached per model, so per-epoch validation traces it once.
     """
     predictor = _PREDICTORS.get(model)
     if predictor is None:
         predictor = _PREDICTORS[model] = Predictor(model)
-    return predictor.predict(arrays.inputs())
+    return predictor.predict(inputs)
+
+
+def predict_arrays(model: keras.Model, arrays: SequenceArrays) -> dict[str, np.ndarray]:
+    """Predict every sample of ``arrays`` (see :func:`predict_inputs`)."""
+    return predict_inputs(model, arrays.inputs())

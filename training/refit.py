@@ -33,6 +33,7 @@ from training.contenders import log_samples
 from training.fit import fit_model, predict_arrays
 from training.promotion import Candidate, PromotionDecision
 from training.search import TrialPlan
+from training.streamed import fit_inputs, write_streamed
 from training.tracking import baseline_metrics, fingerprint_tags, finite_metrics, split_hash
 
 
@@ -178,16 +179,21 @@ def refit_best(
         mlflow.log_params(plan.params())
         mlflow.set_tags({**fingerprint_tags(data), "optuna.study": study_name, "role": "refit"})
         trainval = SequenceArrays.concat([data.train, data.val])
-        result = fit_model(
-            plan,
-            data.spec,
-            trainval,
-            epochs=epochs,
-            batch_size=config.train.batch_size,
-            seed=config.train.seed,
-            pretrain_epochs=config.train.pretrain_epochs,
-            warm_start=warm_start,
-        )
+        with tempfile.TemporaryDirectory(prefix="shards-") as shards:
+            streamed = None
+            if config.train.input == "stream":  # tf.data over train + validation shards
+                streamed = write_streamed(config, data, Path(shards), refit=True)
+            inputs = fit_inputs(config, data, streamed, config.train.seed)
+            result = fit_model(
+                plan,
+                data.spec,
+                **(inputs if streamed else {"train": trainval}),
+                epochs=epochs,
+                batch_size=config.train.batch_size,
+                seed=config.train.seed,
+                pretrain_epochs=config.train.pretrain_epochs,
+                warm_start=warm_start,
+            )
         for epoch, row in enumerate(result.history):
             mlflow.log_metrics(finite_metrics(row, prefix="train_"), step=epoch)
         raw = predict_arrays(result.model, data.test)

@@ -12,8 +12,10 @@ import contextlib
 import math
 import os
 import socket
+import tempfile
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import mlflow
@@ -23,8 +25,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from core.config import ProjectConfig
 from core.dataset import PreparedData
-from evaluation.metrics import evaluate_predictions
-from training.fit import fit_model, predict_arrays
+from training.fit import fit_model
 from training.outage import (
     FAILURE_ATTR,
     note_stage,
@@ -34,6 +35,7 @@ from training.outage import (
 )
 from training.progress import StudyProgress
 from training.search import suggest
+from training.streamed import StreamedSplits, evaluate_val, fit_inputs, write_streamed
 from training.tracking import fingerprint_tags, finite_metrics
 
 HEARTBEAT_ENV = "INTEREST_OPTUNA_HEARTBEAT_S"
@@ -111,6 +113,7 @@ def make_objective(
     warm_start: keras.Model | None,
     study_name: str,
     parent_run_id: str | None = None,
+    streamed: StreamedSplits | None = None,
 ) -> Objective:
     """Build ``objective(trial) -> validation primary metric`` with one nested run per trial.
 
@@ -140,7 +143,7 @@ def make_objective(
             mlflow.set_tags(fingerprint_tags(data))
 
             def on_epoch(epoch: int, model: keras.Model) -> dict[str, float]:
-                scores = evaluate_predictions(predict_arrays(model, data.val), data.val)
+                scores = evaluate_val(model, data, streamed)
                 figures = finite_metrics(scores, prefix="val_")
                 mlflow.log_metrics(figures, step=epoch)
                 trial.report(scores[metric], epoch)
@@ -148,14 +151,15 @@ def make_objective(
                     raise optuna.TrialPruned(f"pruned at epoch {epoch}: {scores[metric]:.4f}")
                 return figures
 
+            seed = train_cfg.seed + trial.number
             try:
                 result = fit_model(
                     plan,
                     data.spec,
-                    data.train,
+                    **fit_inputs(config, data, streamed, seed),
                     epochs=train_cfg.epochs,
                     batch_size=train_cfg.batch_size,
-                    seed=train_cfg.seed + trial.number,
+                    seed=seed,
                     pretrain_epochs=train_cfg.pretrain_epochs,
                     warm_start=warm_start,
                     on_epoch=on_epoch,
@@ -206,12 +210,21 @@ def optimize_shared(
     """
     quiet_outage_tracebacks(config)
     parent = study.user_attrs.get("mlflow_parent_run_id")
-    objective = make_objective(
-        config, data, warm_start=warm_start, study_name=study.study_name, parent_run_id=parent
-    )
     # Several workers share one target: stop when finished trials reach it, whoever ran them.
     full = optuna.study.MaxTrialsCallback(config.train.trials, states=FINISHED)
     with contextlib.ExitStack() as stack:
+        streamed = None
+        if config.train.input == "stream":  # shards in a folder of this process
+            folder = Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="shards-")))
+            streamed = write_streamed(config, data, folder)
+        objective = make_objective(
+            config,
+            data,
+            warm_start=warm_start,
+            study_name=study.study_name,
+            parent_run_id=parent,
+            streamed=streamed,
+        )
         callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [full]
         if show_progress:
             callbacks.append(stack.enter_context(StudyProgress(study, config.train.trials)))
