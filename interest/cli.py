@@ -19,7 +19,9 @@ from interest import (
     demo_cmd,
     evaluate_cmd,
     features_cmd,
+    fit_cmd,
     monitor_cmd,
+    predict_cmd,
     registry_cmd,
     synth_cmd,
     train_cmd,
@@ -80,8 +82,10 @@ data_cmd.app.command("generate")(synth_cmd.generate)
 data_cmd.app.command("features")(features_cmd.build)
 app.add_typer(data_cmd.app, name="data")
 app.command()(train_cmd.tune)
+app.command()(fit_cmd.fit)
 app.command()(evaluate_cmd.evaluate)
 app.command()(demand_cmd.demand)
+app.command()(predict_cmd.predict)
 for _command in (
     registry_cmd.register,
     registry_cmd.promote,
