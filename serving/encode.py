@@ -23,6 +23,7 @@ from core.predlog import RANKED_CATEGORIES, PredictionRecord, finite, rank_categ
 from core.profile import summarize_arrays
 from core.schema import conform
 from serving.schemas import ModelRef, PredictRequest
+from serving.text import attach_request_text, reads_text
 
 TRAJECTORY_TOP = 5  # buckets reported per future period
 _NUDGE = timedelta(milliseconds=1)  # cutoff moves just past tolerated "future" events
@@ -94,7 +95,7 @@ def events_frame(keys: Sequence[str], requests: Sequence[PredictRequest]) -> pd.
     cols: dict[str, list[Any]] = {
         c: [] for c in ("user_id", "item_id", "category_id", "behavior", "timestamp")
     }
-    cols.update(price=[], brand=[], session_id=[])
+    cols.update(price=[], brand=[], session_id=[], text=[], item_text=[])
     for key, request in zip(keys, requests, strict=True):
         for e in request.events:
             cols["user_id"].append(key)
@@ -105,6 +106,8 @@ def events_frame(keys: Sequence[str], requests: Sequence[PredictRequest]) -> pd.
             cols["price"].append(e.price)
             cols["brand"].append(e.brand)
             cols["session_id"].append(e.session_id)
+            cols["text"].append(e.text)
+            cols["item_text"].append(e.item_text)
     return conform(pd.DataFrame(cols))
 
 
@@ -160,6 +163,8 @@ def encode_requests(
         if key not in position:
             raise RequestError(f"{prefix}events", "no events inside the model's history window")
     arrays = arrays.select(np.array([position[k] for k in keys]))
+    if reads_text(bundle):
+        attach_request_text(arrays, keys, requests, bundle)
     # One vocabulary lookup for all requests' events, split back per request.
     unknown = bundle.vocab.encode([e.category_id for r in requests for e in r.events]) == 1
     stops = np.cumsum([len(r.events) for r in requests])[:-1]

@@ -58,9 +58,22 @@ class Event(_Strict):
         description=f"ISO 8601 (naive = UTC) or unix seconds, within {TIME_RANGE}",
         examples=["2017-12-03T10:15:00Z"],
     )
-    price: float | None = Field(None, allow_inf_nan=False, description="optional, unused")
+    price: float | None = Field(
+        None, allow_inf_nan=False, description="optional item price (an item attribute)"
+    )
     brand: str | None = Field(None, max_length=256, description="optional brand id")
     session_id: str | None = Field(None, max_length=256, description="optional session id")
+    text: str | None = Field(
+        None,
+        max_length=20_000,
+        description="optional text of the event (a review, a search query); read by models "
+        "with a text channel, only as history of later predictions",
+    )
+    item_text: str | None = Field(
+        None,
+        max_length=2_000,
+        description="optional item attribute text (title or category path)",
+    )
 
     _utc = field_validator("timestamp")(_as_utc)
 

@@ -37,12 +37,17 @@ class TrialPlan:
         return cls(model=ModelConfig.from_dict(params), init=init)
 
 
-def suggest(trial: optuna.Trial, *, can_warm_start: bool = False) -> TrialPlan:
+def suggest(
+    trial: optuna.Trial, *, can_warm_start: bool = False, text_channels: tuple[str, ...] = ()
+) -> TrialPlan:
     """Sample a plan: cell, widths, pooling, branches, regularisation, init.
 
     Args:
         trial: the Optuna trial.
         can_warm_start: whether a champion exists to warm-start from.
+        text_channels: the text inputs the data carries (``text_tokens``, ``attr_tokens``;
+            see ``modelkit.text_features``); only then are the text options searched, so
+            studies on logs without text sample exactly as before.
 
     Returns:
         The plan; its :meth:`TrialPlan.params` equal the trial's params.
@@ -65,9 +70,20 @@ def suggest(trial: optuna.Trial, *, can_warm_start: bool = False) -> TrialPlan:
         # history cannot name; prior: learned logits gated over the frequency prior.
         next_cats_head=trial.suggest_categorical("next_cats_head", ["prior", "mixture"]),
         learning_rate=trial.suggest_float("learning_rate", 3e-4, 3e-3, log=True),
+        **suggest_text(trial, text_channels),
     )
     init = trial.suggest_categorical("init", inits)
     return TrialPlan(model=model, init=init)
+
+
+def suggest_text(trial: optuna.Trial, text_channels: tuple[str, ...]) -> dict[str, bool]:
+    """The text switches for the channels present (none: no suggestion at all)."""
+    flags = {"text_tokens": "use_text", "attr_tokens": "use_item_attrs"}
+    return {
+        flags[name]: trial.suggest_categorical(flags[name], [False, True])
+        for name in text_channels
+        if name in flags
+    }
 
 
 def plan_from_trial(trial: optuna.trial.FrozenTrial) -> TrialPlan:

@@ -1,0 +1,56 @@
+"""Text inputs of one micro-batch of requests, through the bundle's own vectorisers.
+
+Only when the served model reads a text channel (``text_tokens`` / ``attr_tokens`` among its
+inputs); the text-free hot path never comes here. The events' ``text``, ``item_text``,
+``brand`` and ``price`` go through :func:`modelkit.text_features.attach_text`, the function
+training used, so a request vectorises exactly as its training samples did.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from core.arrays import TEXT_INPUT_NAMES, SequenceArrays
+from modelkit.text_features import attach_text, event_tokens
+
+
+def reads_text(bundle: Any) -> bool:
+    """Whether the bundle's model has a text input (and the bundle the vectorisers)."""
+    if getattr(bundle, "text", None) is None:
+        return False
+    return any(name in bundle.predictor.input_specs for name in TEXT_INPUT_NAMES)
+
+
+def request_events(keys: Sequence[str], requests: Sequence[Any]) -> pd.DataFrame:
+    """The requests' events with the columns the text channels read (user ids = ``keys``)."""
+    rows = [
+        (key, e.timestamp, e.text, e.item_text, e.brand, e.price)
+        for key, request in zip(keys, requests, strict=True)
+        for e in request.events
+    ]
+    frame = pd.DataFrame(
+        rows, columns=["user_id", "timestamp", "text", "item_text", "brand", "price"]
+    )
+    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
+    frame["price"] = pd.to_numeric(frame["price"], errors="coerce")
+    return frame
+
+
+def attach_request_text(
+    arrays: SequenceArrays, keys: Sequence[str], requests: Sequence[Any], bundle: Any
+) -> np.ndarray | None:
+    """Set the text inputs of ``arrays`` (samples keyed by ``keys``) in place.
+
+    Returns:
+        ``(E, L)`` token ids of the events' own text (for the prediction log's text
+        summaries), or ``None`` when the bundle has no event-text vectoriser.
+    """
+    events = request_events(keys, requests)
+    tokens = event_tokens(bundle.text, events)
+    wanted = {k: v for k, v in tokens.items() if k in bundle.predictor.input_specs}
+    attach_text(arrays, events, bundle.text, bundle.feature_config, wanted)
+    return tokens.get("text_tokens")
