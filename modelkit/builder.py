@@ -21,6 +21,7 @@ from modelkit.layers import (
     HeuristicFeatures,
     HeuristicLogit,
     HistoryPrior,
+    LinearLogit,
     ListwiseLoss,
     MaskedPooling,
     MaskedTrajectoryLoss,
@@ -161,7 +162,10 @@ def activity_output(
     """
     if not config.use_heuristic_heads:
         return keras.layers.Dense(1, activation="sigmoid", name=name)(activity)
-    prior = HeuristicLogit(column, name=f"{name}_prior")(features)
+    if config.linear_heads:
+        prior = LinearLogit(name=f"{name}_prior")(features)
+    else:
+        prior = HeuristicLogit(column, name=f"{name}_prior")(features)
     residual = keras.layers.Dense(
         1, kernel_initializer="zeros", use_bias=False, name=f"{name}_residual"
     )(activity)
@@ -228,6 +232,11 @@ def build_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
         features = HeuristicFeatures(name="heuristic_features")(
             inputs["age"], inputs["cat"], inputs["period_counts"]
         )
+        if config.linear_heads:
+            raw = ActivityFeatures(name="head_counts")(
+                inputs["age"], inputs["cat"], inputs["period_counts"]
+            )
+            features = keras.layers.Concatenate(name="head_features")([features, raw])
     outputs = {
         "next_cats": next_cats,
         "buy": activity_output(config, "buy", 0, features, activity),

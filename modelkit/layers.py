@@ -17,6 +17,7 @@ from typing import Any
 import keras
 from keras import ops
 
+from modelkit.heads import LinearLogit  # noqa: F401  (registered for safe_mode loading too)
 from modelkit.mixture import (  # noqa: F401  (registered for safe_mode loading too)
     CopyDistribution,
     RepeatExploreMixture,

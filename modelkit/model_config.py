@@ -51,8 +51,11 @@ class ModelConfig:
     next_cats_head: str = "prior"
     use_persistence_prior: bool = True  # trajectory logits = log(persistence) + residual
     use_activity_features: bool = True  # counts and recency feed the buy/churn heads
-    # buy/churn logits = fitted 1-D heuristic (past carts+buys, recency) + zero-init residual
+    # buy/churn logits = fitted prior + zero-init residual over the encoder. The prior is a
+    # 1-D heuristic (past carts+buys, recency) or, with linear_heads, a logistic regression
+    # over every count feature (modelkit.heads; +0.02-0.03 test AUC on Taobao and Tmall).
     use_heuristic_heads: bool = True
+    linear_heads: bool = True
     # Initial scale of the (row-standardised) learned next-category logits over the history
     # prior, a learned scalar gate: 0, so training starts at the prior and opens it only
     # as far as it lowers the loss (measured on Taobao: 0.1 starts 0.001 lower in recall).

@@ -20,6 +20,7 @@ from core.arrays import FeatureSpec, SequenceArrays
 from modelkit.builder import build_model, compile_model
 from modelkit.bundle import Predictor
 from modelkit.layers import HeuristicFeatures
+from training.headfit import init_linear_heads
 from training.pretrain import (
     build_pretrain_model,
     compile_pretrain_model,
@@ -148,7 +149,10 @@ def initialise_priors(model: keras.Model, plan: TrialPlan, train: SequenceArrays
         model.get_layer("next_cats").popularity.assign(bias.astype(np.float32))
         gate = model.get_layer("repeat_gate")
         gate.bias.assign(np.full((1,), _logit(repeat_share(train)), np.float32))
-    if "buy_prior" in names:
+    if "head_features" in names:  # ModelConfig.linear_heads: modelkit.heads.LinearLogit
+        init_linear_heads(model, train)
+        done = True
+    elif "buy_prior" in names:
         features = np.asarray(HeuristicFeatures()(train.age, train.cat, train.period_counts))
         labels = train.labels()
         for column, head in enumerate(("buy", "churn")):

@@ -22,6 +22,7 @@ from modelkit.layers import (
 )
 from modelkit.model_config import ModelConfig
 from training.fit import fit_logistic_1d, initialise_priors
+from training.headfit import fit_linear_logit, head_features
 from training.search import TrialPlan
 
 SMALL = {"units": 8, "cat_embed_dim": 8, "period_units": 4, "head_units": 8, "attention_units": 4}
@@ -119,7 +120,7 @@ def test_untrained_buy_and_churn_heads_reproduce_the_heuristics(tiny_spec, toy_a
         age=age,
         churn=(hours + rng.normal(0, 30, len(hours)) > 50).astype(np.float32),
     )
-    plan = TrialPlan(ModelConfig(**SMALL))
+    plan = TrialPlan(ModelConfig(**SMALL, linear_heads=False))
     model = build_model(plan.model, tiny_spec)
     assert initialise_priors(model, plan, arrays)
     out = model(arrays.inputs(), training=False)
@@ -131,3 +132,37 @@ def test_untrained_buy_and_churn_heads_reproduce_the_heuristics(tiny_spec, toy_a
         heuristic = auc(label, features[:, column])
         assert abs(auc(label, pred) - max(heuristic, 1 - heuristic)) < 1e-6
     assert model.get_layer("churn_prior").scale.numpy() > 0  # silent longer: likelier churn
+
+
+def test_untrained_linear_heads_are_the_logistic_fit_on_every_count(tiny_spec, toy_arrays):
+    rng = np.random.default_rng(2)
+    counts = toy_arrays.period_counts.copy()
+    counts[:, -1, 0] = np.log1p(rng.integers(0, 6, len(toy_arrays)))  # last-period views
+    arrays = dataclasses.replace(
+        toy_arrays,
+        period_counts=counts,
+        buy=(np.expm1(counts[:, -1, 0]) + rng.normal(0, 1, len(counts)) > 2.5).astype("f4"),
+    )
+    plan = TrialPlan(ModelConfig(**SMALL))  # linear_heads is the default
+    model = build_model(plan.model, tiny_spec)
+    assert initialise_priors(model, plan, arrays)
+    x = head_features(model, arrays)
+    assert x.shape == (len(arrays), 2 + 2 * counts.shape[-1] + 4)
+    out = model(arrays.inputs(), training=False)
+    for head in ("buy", "churn"):
+        assert not np.any(model.get_layer(f"{head}_residual").get_weights()[0])
+        center, spread, coef, bias = fit_linear_logit(x, getattr(arrays, head))
+        logit = ((x - center) / spread) @ coef + bias
+        np.testing.assert_allclose(np.asarray(out[head])[:, 0], 1 / (1 + np.exp(-logit)), atol=1e-5)
+    # Last-period views drive the synthetic purchases: the fit weighs them, the 1-D heuristic
+    # (past carts + buys) cannot see them.
+    buy = auc(arrays.buy, np.asarray(out["buy"])[:, 0])
+    one_d = auc(arrays.buy, np.asarray(HeuristicFeatures()(arrays.age, arrays.cat, counts))[:, 0])
+    assert buy > max(one_d, 1 - one_d) + 0.1
+
+
+def test_one_class_labels_give_the_base_rate_and_no_weights():
+    x = np.random.default_rng(0).normal(size=(20, 3))
+    center, spread, coef, bias = fit_linear_logit(x, np.zeros(20))
+    assert not coef.any() and bias < -3  # log-odds of (0 + 0.5) / 21
+    assert np.all(spread > 0)
