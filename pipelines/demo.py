@@ -177,6 +177,13 @@ def _monitor(run: _Run) -> str:
         request,
     )
     notes = run.result.notes
+    if outcome.check is not None:  # what the drift check saw in the shifted traffic
+        drift = outcome.check.drift
+        drivers = [c.describe() for c in drift.drifted_columns[:4]]
+        drivers += [f"segment {s}" for s in drift.drifted_segments[:2]]
+        notes.append(
+            f"drift after the shift: {drift.status}; drivers: {', '.join(drivers) or 'none'}"
+        )
     notes.append(f"monitor run after the shift: {outcome.status}: {outcome.message}")
     if outcome.retrain is not None:
         verdict = "promoted to champion" if outcome.retrain.promoted else "refused by the gate"

@@ -23,6 +23,11 @@ def test_demo_runs_the_whole_loop(state_dir: Path) -> None:
         assert step in out
     assert "drift before the shift:" in out
     assert "monitor run after the shift" in out
+    # The drift step fires on the injected interest shift and names it: an interest column
+    # (the category-bucket shares, the top category, the per-user interest change) drives it.
+    after = re.search(r"drift after the shift: (\w+); drivers: (.*)", out)
+    assert after is not None and after.group(1) == "drift", out
+    assert re.search(r"\b(bucket_shares|top_category|interest_shift)\b", after.group(2)), out
     assert (state_dir / "mlflow.db").is_file()
     assert list((state_dir / "predictions").glob("predictions-*.jsonl"))
     assert list((state_dir / "reports").glob("drift-*.html"))
