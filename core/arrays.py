@@ -70,11 +70,14 @@ class FeatureSpec:
     text_len: int = 0  # T
     n_attr_tokens: int = 0  # ids of the item-attribute vectoriser
     attr_len: int = 0  # A
+    # Content hash of the text vocabularies: text layers are named after it, so a warm
+    # start never copies token embeddings learned for another vocabulary.
+    text_hash: str = ""
 
     def to_json(self) -> str:
         """Serialise to canonical JSON."""
         data = asdict(self)
-        for name in ("n_text_tokens", "text_len", "n_attr_tokens", "attr_len"):
+        for name in ("n_text_tokens", "text_len", "n_attr_tokens", "attr_len", "text_hash"):
             if not data[name]:
                 del data[name]
         return json.dumps(data, sort_keys=True)

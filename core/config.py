@@ -131,6 +131,9 @@ class TrainConfig(_Section):
     # Platt-calibrate buy/churn on validation (a second fit on train only). Off: on the shared
     # samples the validation map made test ECE worse in 3 of 4 heads (base rates drift).
     calibrate: bool = False
+    # Fit text vectorisers (event text, item attributes) on the training window and let the
+    # study switch the text channels on (training.text_data). Off: logs train as before.
+    text_features: bool = False
     # Baselines scored next to every model (the protocol of shared/data/README.md).
     baseline_pop_window: str = "3D"
     baseline_half_life_days: float = Field(1.0, gt=0)

@@ -55,6 +55,9 @@ class PreparedData:
     val: SequenceArrays
     test: SequenceArrays
     fingerprint: DataFingerprint
+    # Fitted text vectorisers (``modelkit.text_features.TextFeatures``) when the job reads
+    # text (``training.text_data.add_text``); typed loosely: core does not import modelkit.
+    text: Any = None
 
 
 def hash_events(events: pd.DataFrame) -> str:

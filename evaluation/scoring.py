@@ -17,6 +17,8 @@ from evaluation.metrics import evaluate_predictions
 from evaluation.samples import Scored, score_predictions
 from evaluation.suite import run_baseline_suite
 from modelkit.bundle import Bundle
+from modelkit.text_features import attach_text
+from modelkit.text_layers import reads_text
 
 
 def bundle_arrays(bundle: Bundle, events: pd.DataFrame, cutoff: pd.Timestamp) -> SequenceArrays:
@@ -32,6 +34,8 @@ def bundle_arrays(bundle: Bundle, events: pd.DataFrame, cutoff: pd.Timestamp) ->
     arrays = build_features(events, [cutoff], bundle.vocab, bundle.feature_config)
     if len(arrays) == 0:
         raise ValueError(f"no user has events before the cutoff {cutoff}")
+    if bundle.text is not None and reads_text(bundle.model):
+        attach_text(arrays, events, bundle.text, bundle.feature_config)
     return arrays
 
 

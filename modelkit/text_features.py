@@ -11,6 +11,7 @@ cutoff only).
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
@@ -183,4 +184,5 @@ def text_spec(spec: FeatureSpec, features: TextFeatures | None) -> FeatureSpec:
         text_len=s.text_len if features.text else 0,
         n_attr_tokens=features.attrs.size if features.attrs else 0,
         attr_len=s.attr_len if features.attrs else 0,
+        text_hash=hashlib.sha256(json.dumps(features.to_dict()).encode()).hexdigest()[:16],
     )

@@ -76,8 +76,16 @@ def fuse_text(
         ("attr_tokens", spec.n_attr_tokens, config.use_item_attrs),
     ):
         if flag and name in inputs:
-            bag = TokenBag(size, config.text_embed_dim, name=f"{name}_bag")(inputs[name])
+            # Named after the text vocabularies: a warm start (transfer by layer name) never
+            # copies embeddings learned for other token ids.
+            layer = f"{name}_bag_{spec.text_hash[:8]}"
+            bag = TokenBag(size, config.text_embed_dim, name=layer)(inputs[name])
             parts.append(keras.layers.Dropout(config.dropout, name=f"{name}_dropout")(bag))
     if len(parts) == 1:
         return pooled
     return keras.layers.Concatenate(name="pooled_with_text")(parts)
+
+
+def reads_text(model: keras.Model) -> bool:
+    """Whether ``model`` has a text input (``text_tokens`` or ``attr_tokens``)."""
+    return any(t.name in ("text_tokens", "attr_tokens") for t in model.inputs)

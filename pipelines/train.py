@@ -27,6 +27,7 @@ from modelkit.registry import download_bundle, registered_champion
 from training.outage import OutageGuard
 from training.promotion import PromotionDecision
 from training.refit import RefitResult, gate_and_register
+from training.text_data import add_text
 from training.tune import StudyOutcome, run_study
 from training.workers import run_worker
 
@@ -113,6 +114,8 @@ def prepare(
     data = prepare_dataset(
         loaded.events, config, request.data.stem, vocab=champion.vocab if champion else None
     )
+    if config.train.text_features:
+        data = add_text(loaded.events, data, config)
     return loaded, data, champion
 
 

@@ -28,6 +28,7 @@ from evaluation.scoring import score_bundle
 from evaluation.suite import BaselineSuite, run_baseline_suite
 from modelkit.bundle import save_bundle
 from modelkit.registry import download_bundle
+from modelkit.text_layers import reads_text
 from training.card import save_plots, write_card
 from training.contenders import log_samples
 from training.fit import fit_model, predict_arrays
@@ -135,7 +136,10 @@ def log_model_artifacts(
     mlflow.tensorflow.log_model(model, name="model", signature=signature)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
-        save_bundle(bundle, model, data.vocab, config.features, data.spec, metadata, reference)
+        text = data.text if reads_text(model) else None
+        save_bundle(
+            bundle, model, data.vocab, config.features, data.spec, metadata, reference, text=text
+        )
         (bundle / "input_example.json").write_text(
             json.dumps({k: v.tolist() for k, v in example.items()})
         )

@@ -36,6 +36,7 @@ from training.outage import (
 from training.progress import StudyProgress
 from training.search import suggest
 from training.streamed import StreamedSplits, evaluate_val, fit_inputs, write_streamed
+from training.text_data import text_channels
 from training.tracking import fingerprint_tags, finite_metrics
 
 HEARTBEAT_ENV = "INTEREST_OPTUNA_HEARTBEAT_S"
@@ -126,7 +127,9 @@ def make_objective(
 
     def run_trial(trial: optuna.Trial) -> float:
         note_stage(f"running trial {trial.number}")
-        plan = suggest(trial, can_warm_start=warm_start is not None)
+        plan = suggest(
+            trial, can_warm_start=warm_start is not None, text_channels=text_channels(data.spec)
+        )
         tags = {
             "optuna.study": study_name,
             "optuna.trial": str(trial.number),

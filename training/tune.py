@@ -24,6 +24,7 @@ from training.outage import OutageGuard, tracked_run
 from training.promotion import PromotionDecision
 from training.refit import RefitResult, gate_and_register, refit_best
 from training.search import TrialPlan
+from training.text_data import add_text
 from training.tracking import (
     fingerprint_tags,
     flat_params,
@@ -165,6 +166,8 @@ def run_study(
             refit_data = (
                 data if warm_start is not None else prepare_refit_data(events, config, data)
             )
+            if data.text is not None and warm_start is None:  # text fitted up to test too
+                refit_data = add_text(events, refit_data, config, until="test")
             refit = refit_best(
                 config,
                 events,
