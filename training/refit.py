@@ -126,14 +126,12 @@ def log_model_artifacts(
     reference: pd.DataFrame,
     card: dict[str, Any],
 ) -> None:
-    """Log the MLflow model (signature, example), the bundle and the model card."""
+    """Log the bundle, the events-in MLflow model (signature, example) and the model card."""
     import mlflow
-    from mlflow.models import infer_signature
+
+    from modelkit.pyfunc import example_events, log_events_model
 
     example = {k: v[:2] for k, v in data.test.inputs().items()}
-    output = {k: v for k, v in predict_arrays(model, data.test.select(np.arange(2))).items()}
-    signature = infer_signature(example, output)
-    mlflow.tensorflow.log_model(model, name="model", signature=signature)
     with tempfile.TemporaryDirectory() as tmp:
         bundle = Path(tmp) / "bundle"
         text = data.text if reads_text(model) else None
@@ -144,6 +142,9 @@ def log_model_artifacts(
             json.dumps({k: v.tolist() for k, v in example.items()})
         )
         mlflow.log_artifacts(str(bundle), "bundle")
+        # The registered model (modelkit.pyfunc): raw events in, the prediction table out.
+        cutoff = pd.Timestamp(data.test.cutoff[0], tz="UTC")
+        log_events_model(bundle, example_events(data.vocab, cutoff), top_k=config.serving.top_k)
         card_dir = Path(tmp) / "card"
         plots = save_plots(
             card["pred"],
