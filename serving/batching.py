@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections import deque
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -29,7 +30,8 @@ import numpy as np
 
 Arrays = dict[str, np.ndarray]
 Finish = Callable[[list[Any], list[Arrays]], list[Any]]
-_Job = tuple[Arrays, int, Any, "asyncio.Future[Any]"]
+Observe = Callable[[str, float, int], None]  # (stage, seconds, requests)
+_Job = tuple[Arrays, int, Any, "asyncio.Future[Any]", float]  # ..., enqueued (perf_counter)
 
 
 class OverloadedError(RuntimeError):
@@ -47,6 +49,8 @@ class MicroBatcher:
             model batch (the ``context`` given to :meth:`run` and that request's output
             rows); its results are what :meth:`run` returns. If it raises, every request of
             the batch gets the exception.
+        observe: optional ``observe(stage, seconds, requests)`` for the ``queue`` (per
+            request) and ``model`` (per batch, counted once per request) timings.
     """
 
     def __init__(
@@ -55,9 +59,11 @@ class MicroBatcher:
         max_batch_rows: int,
         max_pending_rows: int,
         finish: Finish | None = None,
+        observe: Observe | None = None,
     ) -> None:
         self._predict = predict
         self._finish = finish
+        self._observe = observe
         self.max_batch_rows = max_batch_rows
         self.max_pending_rows = max_pending_rows
         self._queue: deque[_Job] = deque()
@@ -87,7 +93,7 @@ class MicroBatcher:
             self._wake = asyncio.Event()
             self._worker = asyncio.get_running_loop().create_task(self._work())
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.append((inputs, rows, context, future))
+        self._queue.append((inputs, rows, context, future, time.perf_counter()))
         self._pending_rows += rows
         assert self._wake is not None
         self._wake.set()
@@ -104,8 +110,9 @@ class MicroBatcher:
     def _settle(
         self, jobs: list[_Job], results: list[Any] | None, exc: BaseException | None
     ) -> None:
-        self._pending_rows -= sum(rows for _, rows, _, _ in jobs)
-        for i, (_, _, _, future) in enumerate(jobs):
+        self._pending_rows -= sum(job[1] for job in jobs)
+        for i, job in enumerate(jobs):
+            future = job[3]
             if future.done():
                 continue
             if exc is not None:
@@ -131,7 +138,8 @@ class MicroBatcher:
                 await self._wake.wait()
                 continue
             jobs = self._take()
-            sizes = [rows for _, rows, _, _ in jobs]
+            sizes = [job[1] for job in jobs]
+            started = time.perf_counter()
             self.batch_sizes.append(sum(sizes))
             try:
                 batch = (
@@ -139,10 +147,14 @@ class MicroBatcher:
                     if len(jobs) == 1
                     else {k: np.concatenate([j[0][k] for j in jobs]) for k in jobs[0][0]}
                 )
-                out = await loop.run_in_executor(self._executor, self._predict, batch)
+                out, model_s = await loop.run_in_executor(self._executor, self._timed, batch)
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
                 self._settle(jobs, None, exc)
                 continue
+            if self._observe is not None:
+                for job in jobs:
+                    self._observe("queue", started - job[4], 1)
+                self._observe("model", model_s, len(jobs))
             stops = np.cumsum(sizes).tolist()
             parts = [
                 {k: v[a:b] for k, v in out.items()}
@@ -151,7 +163,7 @@ class MicroBatcher:
             if self._finish is None:
                 self._settle(jobs, parts, None)
                 continue
-            contexts = [context for _, _, context, _ in jobs]
+            contexts = [job[2] for job in jobs]
             try:
                 done = loop.run_in_executor(self._finisher, self._finish, contexts, parts)
             except RuntimeError as exc:  # the finisher was shut down
@@ -159,6 +171,11 @@ class MicroBatcher:
                 continue
             # Not awaited: the model takes the next batch while this one finishes.
             done.add_done_callback(lambda f, jobs=jobs: self._finished(jobs, f))
+
+    def _timed(self, batch: Arrays) -> tuple[Arrays, float]:
+        start = time.perf_counter()
+        out = self._predict(batch)
+        return out, time.perf_counter() - start
 
     def close(self) -> None:
         """Stop the worker and the model thread; let a running ``finish`` step complete.

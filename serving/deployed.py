@@ -20,6 +20,7 @@ from bentoml.exceptions import BentoMLException, NotFound
 
 from core.config import ServingConfig
 from modelkit.bundle import Bundle, load_bundle
+from modelkit.runtime import KERAS, select_runtime
 from serving.batching import MicroBatcher
 from serving.champion import ChampionStatus
 from serving.encode import encode_requests
@@ -85,6 +86,7 @@ def load_stored(
     bundle = load_bundle(bundle_path(stored))
     buckets = bundle.vocab.bucket_names(bundle.spec.n_buckets)
     warm_up(bundle, buckets, config)
+    choose_runtime(bundle, config)
     return Deployed(model=model or identify(stored), bundle=bundle, buckets=buckets)
 
 
@@ -109,6 +111,17 @@ def warm_up(bundle: Bundle, buckets: list[str], config: ServingConfig) -> None:
     bundle.warmup()
 
 
+def choose_runtime(bundle: Bundle, config: ServingConfig) -> None:
+    """Serve the fastest model variant that matches Keras (:func:`modelkit.runtime.select_runtime`);
+    the measurements go into ``bundle.metadata["runtime"]`` (shown on ``/model``)."""
+    if not config.runtime_candidates:
+        bundle.metadata["runtime"] = {"runtime": KERAS, "by_batch": {}}
+        return
+    bundle.predictor, bundle.metadata["runtime"] = select_runtime(
+        bundle.predictor, config.runtime_batches, config.runtime_candidates
+    )
+
+
 def describe(
     served: Deployed,
     model: ModelRef,
@@ -127,6 +140,7 @@ def describe(
         checked_at=status.checked_at,
         shadow=shadow.model if shadow is not None else None,
         shadow_error=shadow_error,
+        runtime=(meta.get("runtime") or {}).get("runtime", KERAS),
         metrics={k: _finite(v) for k, v in (meta.get("metrics") or {}).items()},
         feature_spec_hash=spec.spec_hash,
         vocab_hash=spec.vocab_hash,

@@ -7,6 +7,7 @@ any request of the batch is answered: so every 200 has its record in the kernel.
 from __future__ import annotations
 
 import logging
+import time
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,6 +20,7 @@ from core.predlog import PredictionLog, PredictionLogError
 from serving.deployed import Deployed
 from serving.encode import Encoded, build_responses, log_records
 from serving.schemas import ModelRef, PredictRequest
+from serving.stages import observe
 
 logger = logging.getLogger("bentoml.serve.interest")
 PREDLOG_FAILED = bentoml.metrics.Counter(
@@ -51,7 +53,8 @@ def answer_batch(
     Raises:
         PredictionLogError: the records could not be built or written (answer 503).
     """
-    bundle = served.bundle
+    bundle, version = served.bundle, served.model.version
+    started = time.perf_counter()
     answered = [
         build_responses(
             requests,
@@ -66,6 +69,8 @@ def answer_batch(
         for (requests, encoded), out in zip(jobs, outputs, strict=True)
     ]
     rows = sum(len(r) for r in answered)
+    built = time.perf_counter()
+    observe(version, "respond", built - started, len(jobs))
     try:
         records = log_records(
             _merge([e for _, e in jobs]),
@@ -76,6 +81,7 @@ def answer_batch(
             datetime.now(UTC),
         )
         predlog.write(records)
+        observe(version, "log_write", time.perf_counter() - built, len(jobs))
     except PredictionLogError:
         PREDLOG_FAILED.inc(rows)
         logger.exception("prediction log: %d predictions answered 503", rows)

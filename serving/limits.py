@@ -12,11 +12,13 @@ from __future__ import annotations
 import hmac
 import json
 import logging
+import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.config import load_config
 from serving.errors import reshape
+from serving.stages import REQUEST_START
 
 logger = logging.getLogger("bentoml.serve.interest")  # shown by BentoML's log config
 
@@ -67,6 +69,7 @@ class RequestGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
+        REQUEST_START.set(time.perf_counter())  # the parse stage (serving.stages) starts here
         return await self._guard(scope, receive, _shaping(scope, send))
 
     async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:

@@ -206,6 +206,10 @@ class ModelInfo(BaseModel):
     checked_at: datetime | None = Field(description="when the registry was last read")
     shadow: ModelId | None = Field(description="the challenger predicting in shadow, if any")
     shadow_error: str | None = Field(None, description="why the wanted shadow is not running")
+    runtime: str = Field(
+        description="model runtime serving single-user requests: tflite, xla or tf.function "
+        "(measured at load; per batch size in metadata.runtime)"
+    )
     metrics: dict[str, float | None]
     feature_spec_hash: str
     vocab_hash: str

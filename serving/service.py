@@ -70,6 +70,7 @@ from serving.schemas import (
 )
 from serving.shadow import ShadowRunner
 from serving.slots import ModelSlots
+from serving.stages import observe, observe_parse
 
 logger = logging.getLogger("bentoml.serve.interest")  # shown by BentoML's log config
 info_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -150,6 +151,7 @@ class InterestService:
             max_batch_rows=self.config.max_batch_users,
             max_pending_rows=self.config.max_batch_users * 16,
             finish=functools.partial(self._finish_batch, deployed),
+            observe=functools.partial(observe, deployed.model.version),
         )
         self.checker.current(deployed.model)  # answers carry the right alias from the swap on
 
@@ -169,11 +171,15 @@ class InterestService:
     ) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         with self.slots.acquire() as served:  # one model from encoding to the answer
+            version = served.model.version
+            observe_parse(version)
+            started = time.perf_counter()
             args = (requests, served.bundle, self.config, now, prefixes)
             if sum(len(r.events) for r in requests) <= INLINE_EVENTS:
                 encoded = encode_requests(*args)  # cheaper than the hop to a thread
             else:
                 encoded = await asyncio.to_thread(encode_requests, *args)
+            observe(version, "encode", time.perf_counter() - started)
             assert served.batcher is not None
             responses = await served.batcher.run(encoded.arrays.inputs(), (requests, encoded))
         OOV_EVENTS.inc(sum(encoded.oov_events))

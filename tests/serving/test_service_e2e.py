@@ -215,6 +215,12 @@ def test_model_endpoint_describes_the_deployed_model(deployed):
     assert info["metrics"] == {"recall_at_10": 0.42, "buy_auc": None}
     assert len(info["feature_spec_hash"]) == 16
     assert info["data_fingerprint"]["dataset"] == "synthetic-e2e"
+    # The runtime was measured at load: TFLite at batch 1 unless it failed or lost, and only
+    # when its outputs matched Keras (the model's answers are checked in the test above).
+    measured = info["metadata"]["runtime"]["by_batch"]
+    assert set(measured) == {"1", "8"} and info["runtime"] == measured["1"]["runtime"]
+    assert set(measured["1"]["ms"]) | set(measured["1"]["left_out"]) == {"tf.function", "tflite"}
+    assert all(d <= 1e-4 for d in measured["1"]["max_abs_diff"].values())
 
 
 @pytest.mark.parametrize(
@@ -282,6 +288,16 @@ def test_metrics_and_prediction_log(deployed):
     assert set(PROFILE_COLUMNS) <= set(last) and last["model_version"] == "7"
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
     assert "interest_oov_events" in metrics and "bentoml_service_request" in metrics
+    counts = {}  # per-stage histograms, one observation per answered request
+    for labels, value in re.findall(
+        r"^interest_stage_seconds_count\{([^}]*)\} (\S+)$", metrics, re.M
+    ):
+        fields = dict(re.findall(r'(\w+)="([^"]*)"', labels))
+        counts[(fields["stage"], fields["model_version"])] = float(value)
+    from serving.stages import STAGES
+
+    for stage in STAGES:
+        assert counts.get((stage, "7"), 0) >= 4, (stage, counts)
 
 
 def test_latency_over_http_vs_in_process(deployed):
