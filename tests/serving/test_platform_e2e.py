@@ -116,41 +116,48 @@ def _events(categories: list[str], n: int) -> list[dict]:
     ]
 
 
-def _registry_predictions(config, bodies: list[dict], cutoffs: list[str]) -> list[dict]:
-    """The champion as MLflow serves it, on features built with the registered bundle."""
+def _pyfunc(config):
+    """The registered champion as ``mlflow.pyfunc`` loads it: raw events in."""
     import mlflow
-
-    import modelkit.layers  # noqa: F401  (custom layers for deserialisation)
-    from core.config import FeatureConfig
-    from core.features import build_features
-    from core.vocab import Vocabulary
-    from modelkit.registry import download_bundle
-    from serving.encode import events_frame
-    from serving.schemas import PredictRequest
 
     uri = config.paths.resolved().tracking_uri
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
-    model = mlflow.tensorflow.load_model(f"models:/{MODEL}@champion")
-    bundle = download_bundle(config, "champion", config.paths.resolved().state_dir / "ref")
-    vocab = Vocabulary.load(bundle / "vocab.json")
-    features = FeatureConfig.model_validate_json((bundle / "feature_config.json").read_text())
-    out = []
-    for body, cutoff in zip(bodies, cutoffs, strict=True):
-        frame = events_frame(["x"], [PredictRequest.model_validate(body)])
-        arrays = build_features(frame, [pd.Timestamp(cutoff)], vocab, features, with_labels=False)
-        pred = model(arrays.inputs(), training=False)
-        out.append({k: np.asarray(v) for k, v in pred.items()} | {"vocab": vocab})
-    return out
+    return mlflow.pyfunc.load_model(f"models:/{MODEL}@champion")
+
+
+def _naive(events: pd.DataFrame) -> pd.DataFrame:
+    # MLflow's datetime columns take naive UTC times.
+    return events.assign(timestamp=events["timestamp"].dt.tz_convert("UTC").dt.tz_localize(None))
+
+
+def _assert_same_answer(answer: dict, row: dict) -> None:
+    """A service answer and a prediction-table row: same ranking, values within 1e-5."""
+    assert [c["category_id"] for c in answer["next_categories"]] == [
+        c["category_id"] for c in row["next_categories"]
+    ]
+    np.testing.assert_allclose(
+        [c["score"] for c in answer["next_categories"]],
+        [c["score"] for c in row["next_categories"]],
+        atol=1e-5,
+    )
+    assert answer["p_buy"] == pytest.approx(row["p_buy"], abs=1e-5)
+    assert answer["p_churn"] == pytest.approx(row["p_churn"], abs=1e-5)
+    for want, got in zip(answer["trajectory"], row["trajectory"], strict=True):
+        assert [b["bucket"] for b in want["buckets"]] == [b["bucket"] for b in got["buckets"]]
+        np.testing.assert_allclose(
+            [b["share"] for b in want["buckets"]], [b["share"] for b in got["buckets"]], atol=1e-5
+        )
+    assert answer["events_used"] == row["events_used"]
+    assert answer["oov_events"] == row["oov_events"]
 
 
 def test_served_predictions_equal_the_registry_model(served):
-    from core.vocab import Vocabulary
+    from serving.encode import events_frame
+    from serving.schemas import PredictRequest
 
     url = served["url"]
-    cats = Vocabulary.load(
-        next(Path(served["state"], "bentoml", "models").rglob("vocab.json"))
-    ).categories
+    cats = list(served["events"]["category_id"].value_counts().index)
     bodies = [
         {"user_id": "alice", "events": _events(cats[:4], 8), "top_k": 5},
         {"user_id": "bob", "events": _events([cats[5], "never-seen"], 3), "top_k": 5},
@@ -161,18 +168,63 @@ def test_served_predictions_equal_the_registry_model(served):
         assert resp.status_code == 200, resp.text
         answers.append(resp.json())
     assert answers[1]["oov_events"] >= 1
-    refs = _registry_predictions(served["config"], bodies, [a["cutoff"] for a in answers])
-    for answer, ref in zip(answers, refs, strict=True):
+    model = _pyfunc(served["config"])
+    for body, answer in zip(bodies, answers, strict=True):
         assert answer["model"]["version"] == served["version"]
         assert answer["model"]["alias"] == "champion"
-        assert answer["p_buy"] == pytest.approx(float(ref["buy"].reshape(-1)[0]), abs=1e-5)
-        assert answer["p_churn"] == pytest.approx(float(ref["churn"].reshape(-1)[0]), abs=1e-5)
-        scores = ref["next_cats"][0]
-        for item in answer["next_categories"]:
-            index = ref["vocab"].encode([item["category_id"]])[0]
-            assert item["score"] == pytest.approx(float(scores[index]), abs=1e-5)
-        best = ref["vocab"].decode((np.argsort(-scores[2:])[:5] + 2).tolist())
-        assert {c["category_id"] for c in answer["next_categories"]} == set(best)
+        frame = _naive(events_frame(["x"], [PredictRequest.model_validate(body)]))
+        table = model.predict(frame, params={"cutoff": answer["cutoff"], "top_k": 5})
+        assert len(table) == 1 and table["model_version"].iloc[0] == served["version"]
+        _assert_same_answer(answer, table.iloc[0].to_dict())
+
+
+def test_batch_scoring_the_pyfunc_and_the_service_agree(served, tmp_path):
+    """The same log users through `interest predict`, the registered pyfunc and /predict_batch."""
+    from typer.testing import CliRunner
+
+    from eventlogs.loaders import write_events
+    from interest.cli import app
+
+    events = served["events"]
+    cutoff = (events["timestamp"].max() - pd.Timedelta("3D")).floor("D")
+    log, out = tmp_path / "log.parquet", tmp_path / "predictions.parquet"
+    write_events(events, log)
+    env = {"INTEREST_STATE_DIR": str(served["state"])}
+    args = ["predict", "--data", str(log), "--format", "canonical", "--cutoff", str(cutoff)]
+    result = CliRunner().invoke(app, [*args, "--out", str(out), "--top-k", "5"], env=env)
+    assert result.exit_code == 0, result.output
+    batch = pd.read_parquet(out).set_index("user_id")
+    assert (batch["model_version"] == served["version"]).all()
+    users = sorted(batch.index)[:40]
+    before = events[(events["timestamp"] < cutoff) & events["user_id"].isin(users)]
+    pyfunc = _pyfunc(served["config"]).predict(
+        _naive(before), params={"cutoff": cutoff.isoformat(), "top_k": 5}
+    )
+    pyfunc = pyfunc.set_index("user_id")
+    assert sorted(pyfunc.index) == users
+    bodies = [
+        {
+            "user_id": user,
+            "cutoff": cutoff.isoformat(),
+            "top_k": 5,
+            "events": [
+                {
+                    "item_id": r.item_id,
+                    "category_id": r.category_id,
+                    "behavior": r.behavior,
+                    "timestamp": r.timestamp.isoformat(),
+                }
+                for r in frame.itertuples()
+            ],
+        }
+        for user, frame in before.groupby("user_id")
+    ]
+    resp = httpx.post(f"{served['url']}/predict_batch", json={"users": bodies}, timeout=60)
+    assert resp.status_code == 200, resp.text
+    for answer in resp.json()["predictions"]:
+        _assert_same_answer(answer, batch.loc[answer["user_id"]].to_dict())
+        _assert_same_answer(answer, pyfunc.loc[answer["user_id"]].to_dict())
+        assert pd.Timestamp(answer["cutoff"]) == cutoff == batch.loc[answer["user_id"], "cutoff"]
 
 
 def test_invalid_requests_are_rejected_naming_the_field(served):
