@@ -12,6 +12,8 @@ one step: all of the day's texts are history or none is.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import numpy as np
 
 from core.periods import to_ns
@@ -45,18 +47,62 @@ def history_tokens(
     """
     n = len(sample_users)
     out = np.zeros((n, length), np.int32)
-    if n == 0 or len(user_ids) == 0:
-        return out
+    tokens = np.asarray(tokens)
+    has_text = (tokens > 0).any(axis=1) if tokens.size else np.zeros(len(user_ids), bool)
+    for i, rows in _history_rows(
+        user_ids, time_ns, has_text, sample_users, sample_cutoffs, max_texts, history_ns
+    ):
+        flat = tokens[rows].reshape(-1)
+        flat = flat[flat > 0][:length]
+        out[i, : flat.size] = flat
+    return out
+
+
+def history_means(
+    user_ids: np.ndarray,
+    time_ns: np.ndarray,
+    values: np.ndarray,
+    has_text: np.ndarray,
+    sample_users: np.ndarray,
+    sample_cutoffs: np.ndarray,
+    *,
+    max_texts: int,
+    history_ns: int | None = None,
+) -> np.ndarray:
+    """``(n, k)`` means of per-event ``values`` ``(E, k)`` over the texts a sample reads.
+
+    The same events as :func:`history_tokens` (``has_text`` marks events with text); NaN for
+    a sample without earlier text. Monitoring's text summaries come from here.
+    """
+    values = np.asarray(values, dtype=np.float64)
+    out = np.full((len(sample_users), values.shape[1]), np.nan)
+    for i, rows in _history_rows(
+        user_ids, time_ns, has_text, sample_users, sample_cutoffs, max_texts, history_ns
+    ):
+        out[i] = values[rows].mean(axis=0)
+    return out
+
+
+def _history_rows(
+    user_ids: np.ndarray,
+    time_ns: np.ndarray,
+    has_text: np.ndarray,
+    sample_users: np.ndarray,
+    sample_cutoffs: np.ndarray,
+    max_texts: int,
+    history_ns: int | None,
+) -> Iterator[tuple[int, np.ndarray]]:
+    """Per sample with earlier text: ``(sample, event rows in input order, newest first)``."""
+    if len(sample_users) == 0 or len(user_ids) == 0:
+        return
     users = np.asarray(user_ids).astype(str)
     time = np.asarray(time_ns, dtype=np.int64)
     order = np.lexsort((time, users))  # stable: ties keep input order
-    users, time, tokens = users[order], time[order], np.asarray(tokens)[order]
-    has_text = (tokens > 0).any(axis=1)
+    users, time, has_text = users[order], time[order], np.asarray(has_text)[order]
     unique, starts = np.unique(users, return_index=True)
     stops = np.append(starts[1:], len(users))
     wanted = np.asarray(sample_users).astype(str)
-    slot = np.searchsorted(unique, wanted)
-    slot = np.minimum(slot, len(unique) - 1)
+    slot = np.minimum(np.searchsorted(unique, wanted), len(unique) - 1)
     known = unique[slot] == wanted
     cutoffs = np.asarray(sample_cutoffs)
     if cutoffs.dtype.kind == "M":
@@ -69,9 +115,5 @@ def history_tokens(
         if history_ns is not None:
             lo = lo + np.searchsorted(time[lo:end], cutoffs[i] - history_ns, side="left")
         rows = np.flatnonzero(has_text[lo:end])[::-1][:max_texts] + lo
-        if rows.size == 0:
-            continue
-        flat = tokens[rows].reshape(-1)
-        flat = flat[flat > 0][:length]
-        out[i, : flat.size] = flat
-    return out
+        if rows.size:
+            yield int(i), order[rows]

@@ -23,7 +23,8 @@ import pandas as pd
 from core.arrays import FeatureSpec, SequenceArrays
 from core.config import FeatureConfig
 from core.periods import duration_ns, to_ns
-from core.textbag import history_tokens
+from core.textbag import history_means, history_tokens
+from core.textstats import CHAR_EXTRAS, char_stats
 from modelkit.text import TextVectorizer
 
 TEXT_FILE = "text.json"
@@ -170,6 +171,14 @@ def attach_text(
             history_ns=history,
         )
         setattr(arrays, name, bag)
+    if "text_tokens" in tokens:  # monitoring's text summaries of the same texts
+        stats, present = char_stats(_texts(events))
+        means = history_means(
+            users, time, stats, present, arrays.user_id, arrays.cutoff,
+            max_texts=s.history_texts, history_ns=history,
+        )  # fmt: skip
+        for column, name in enumerate(CHAR_EXTRAS):
+            arrays.extra[name] = means[:, column]
     return arrays
 
 

@@ -18,11 +18,13 @@ from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from typing import Any, Literal
 
+import numpy as np
 import pandas as pd
 
 from core.config import MonitoringConfig
 from core.predlog import PREDICTION_CATEGORICAL, PREDICTION_COLUMNS, PREDICTION_NUMERIC
 from core.profile import BUCKET_FEATURES, CATEGORICAL_FEATURES, LEGACY_COLUMNS, NUMERIC_FEATURES
+from core.textstats import TEXT_FEATURES
 from monitoring.segments import DEFINING, segment_pairs
 from monitoring.stats import ReferenceStats
 from monitoring.stattests import benjamini_hochberg, run_tests
@@ -125,9 +127,17 @@ def monitored_columns(
             raise ValueError(f"{name} profile lacks columns {missing} (see core.profile)")
     both = set(reference.columns) & set(current.columns)
     numeric = [c for c in NUMERIC_FEATURES + PREDICTION_NUMERIC if c in both]
+    # Text summaries (models with a text channel): where both frames hold finite values.
+    numeric += [c for c in TEXT_FEATURES if c in both and _has_finite(reference[c], current[c])]
     categorical = [c for c in CATEGORICAL_FEATURES + PREDICTION_CATEGORICAL if c in both]
     buckets = [c for c in BUCKET_FEATURES if c in both]
     return numeric, categorical, buckets
+
+
+def _has_finite(*columns: pd.Series) -> bool:
+    return all(
+        np.isfinite(pd.to_numeric(c, errors="coerce").to_numpy(float)).any() for c in columns
+    )
 
 
 def _not_enough(

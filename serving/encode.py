@@ -22,6 +22,7 @@ from core.hashing import hash_user
 from core.predlog import RANKED_CATEGORIES, PredictionRecord, finite, rank_categories
 from core.profile import summarize_arrays
 from core.schema import conform
+from core.textstats import text_profile
 from serving.schemas import ModelRef, PredictRequest
 from serving.text import attach_request_text, reads_text
 
@@ -286,6 +287,12 @@ def log_records(
     profiles = [
         dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
     ]
+    texts = text_profile(encoded.arrays)
+    text_rows = (
+        [None] * len(profiles)
+        if texts is None
+        else [{c: finite(v) for c, v in row.items()} for row in texts.to_dict("records")]
+    )
     scores = np.asarray(outputs["next_cats"])
     ks = [max(len(r["next_categories"]), RANKED_CATEGORIES) for r in responses]
     ranked = rank_categories(scores, max(ks, default=1))
@@ -313,6 +320,7 @@ def log_records(
                 top_categories=tuple(top),
                 trajectory=tuple(dict(zip(buckets, period, strict=True)) for period in shares[i]),
                 shadow=shadow,
+                text_profile=text_rows[i],
             )
         )
     return records

@@ -138,6 +138,23 @@ def save_plots(
     return paths
 
 
+def text_lines(comparison: Mapping[str, Any]) -> list[str]:
+    """Markdown section: the model with its text channels and its text-free twin, on test."""
+    with_text, without = comparison["with_text"], comparison["without_text"]
+    ratio = comparison.get("text_over_no_text_recall_ratio")
+    lines = [
+        "## With and without text / item attributes (same plan, seed and samples; test)",
+        "",
+        f"Channels: {', '.join(comparison.get('channels', []))}. recall@10 with / without: "
+        f"{_fmt(ratio)}.",
+        "",
+        "| metric | with text | without |",
+        "|---|---|---|",
+    ]
+    lines += [f"| {k} | {_fmt(with_text.get(k))} | {_fmt(without.get(k))} |" for k in with_text]
+    return [*lines, ""]
+
+
 def _save(fig: Figure, path: Path) -> Path:
     fig.tight_layout()
     fig.savefig(path, dpi=110)
@@ -155,11 +172,13 @@ def write_card(
     plots: list[Path],
     baseline_params: Mapping[str, Mapping[str, Any]] | None = None,
     calibration: Mapping[str, Mapping[str, Any]] | None = None,
+    text_comparison: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the Markdown model card next to its plots.
 
-    ``baseline_params`` (chosen on validation) and ``calibration`` (per head, fitted on
-    validation) add their sections when given.
+    ``baseline_params`` (chosen on validation), ``calibration`` (per head, fitted on
+    validation) and ``text_comparison`` (``training.text_data.text_ablation``) add their
+    sections when given.
     """
     lines = [
         f"# {title}",
@@ -186,6 +205,8 @@ def write_card(
             *calibration_lines(model_metrics, calibration),
             "",
         ]
+    if text_comparison:
+        lines += text_lines(text_comparison)
     lines += [
         "## Training data",
         "",

@@ -22,6 +22,7 @@ from core.config import ProjectConfig
 from core.dataset import PreparedData
 from core.predlog import prediction_columns
 from core.profile import summarize_arrays
+from core.textstats import text_profile
 from evaluation.calibration import calibrate_heads, expected_calibration_error
 from evaluation.samples import score_predictions
 from evaluation.scoring import score_bundle
@@ -35,6 +36,7 @@ from training.fit import fit_model, predict_arrays
 from training.promotion import Candidate, PromotionDecision
 from training.search import TrialPlan
 from training.streamed import fit_inputs, write_streamed
+from training.text_data import text_ablation
 from training.tracking import baseline_metrics, fingerprint_tags, finite_metrics, split_hash
 
 
@@ -113,6 +115,9 @@ def reference_profile(
     measured against exactly what the served model learned from.
     """
     profile = summarize_arrays(arrays, data.vocab.decode)
+    texts = text_profile(arrays)  # text summaries, for models with a text channel
+    if texts is not None and reads_text(model):
+        profile = pd.concat([profile, texts], axis=1)
     # The same function serving ranks with: reference and log name and compute them alike.
     return profile.assign(**prediction_columns(predict_arrays(model, arrays), data.vocab.decode))
 
@@ -163,6 +168,7 @@ def log_model_artifacts(
             plots=plots,
             baseline_params=card.get("baseline_params"),
             calibration=card.get("calibration"),
+            text_comparison=card.get("text_comparison"),
         )
         mlflow.log_artifacts(str(card_dir), "card")
 
@@ -239,6 +245,14 @@ def refit_best(
                 "study": study_name,
                 "baseline_params": suite.params,
                 "calibration": calibration,
+                "text_comparison": text_ablation(
+                    data,
+                    plan,
+                    epochs=epochs,
+                    batch_size=config.train.batch_size,
+                    seed=config.train.seed,
+                    metrics=metrics,
+                ),
             },
         )
     return RefitResult(run.info.run_id, result.model, plan, metrics, baselines)

@@ -10,14 +10,20 @@ bundle, so serving and batch scoring vectorise with the same vocabulary.
 from __future__ import annotations
 
 import dataclasses
-from typing import Literal
+from typing import Any, Literal
 
 import pandas as pd
 
-from core.arrays import TEXT_INPUT_NAMES, FeatureSpec
+from core.arrays import TEXT_INPUT_NAMES, FeatureSpec, SequenceArrays
 from core.config import ProjectConfig
 from core.dataset import PreparedData
+from evaluation.samples import score_predictions
 from modelkit.text_features import attach_text, event_tokens, fit_text_features, text_spec
+from training.fit import fit_model, predict_arrays
+from training.search import TrialPlan
+
+#: Metrics the model card compares with and without text.
+CARD_KEYS: tuple[str, ...] = ("recall_at_10", "ndcg_at_10", "explore_recall_at_10", "buy_auc")
 
 
 def add_text(
@@ -56,3 +62,43 @@ def text_channels(spec: FeatureSpec) -> tuple[str, ...]:
     """The text inputs ``spec`` carries (what the search space may switch on)."""
     sizes = {"text_tokens": spec.text_len, "attr_tokens": spec.attr_len}
     return tuple(name for name in TEXT_INPUT_NAMES if sizes[name])
+
+
+def without_text(arrays: SequenceArrays) -> SequenceArrays:
+    """``arrays`` without the text inputs (what the text-free twin of a model reads)."""
+    return dataclasses.replace(arrays, text_tokens=None, attr_tokens=None)
+
+
+def text_ablation(
+    data: PreparedData,
+    plan: TrialPlan,
+    *,
+    epochs: int,
+    batch_size: int,
+    seed: int,
+    metrics: dict[str, float],
+) -> dict[str, Any] | None:
+    """The model card's comparison: ``plan`` refitted with its text channels off.
+
+    The same architecture, seed, epochs and train + validation samples, scored on the same
+    test samples; ``None`` when ``plan`` reads no text (nothing to compare).
+    """
+    model = plan.model
+    if not (model.use_text or model.use_item_attrs):
+        return None
+    twin = dataclasses.replace(plan, model=dataclasses.replace(model, use_text=False,
+                                                              use_item_attrs=False))  # fmt: skip
+    trainval = without_text(SequenceArrays.concat([data.train, data.val]))
+    fitted = fit_model(
+        twin, data.spec, trainval, epochs=epochs, batch_size=batch_size, seed=seed,
+        pretrain_epochs=0,
+    )  # fmt: skip
+    test = without_text(data.test)
+    plain = score_predictions(predict_arrays(fitted.model, test), test).metrics
+    key = "recall_at_10"
+    return {
+        "channels": [n for n in ("use_text", "use_item_attrs") if getattr(model, n)],
+        "with_text": {k: metrics.get(k) for k in CARD_KEYS},
+        "without_text": {k: plain.get(k) for k in CARD_KEYS},
+        "text_over_no_text_recall_ratio": metrics[key] / plain[key] if plain.get(key) else None,
+    }

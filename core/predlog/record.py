@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from core.profile import PROFILE_COLUMNS
+from core.textstats import TEXT_FEATURES
 
 #: The monitored prediction columns (drift checks and the reference profile).
 PREDICTION_NUMERIC: tuple[str, ...] = ("p_buy", "p_churn")
@@ -51,6 +52,9 @@ class PredictionRecord:
     top_categories: tuple[str, ...]  # >= RANKED_CATEGORIES category ids, best first
     trajectory: tuple[dict[str, float], ...]  # per future period: every bucket -> share
     shadow: bool = False  # True for a challenger's shadow prediction (not served)
+    # core.textstats.TEXT_FEATURES of the request's texts; only models with a text channel
+    # log them (after ``shadow``); older lines and text-free models have none.
+    text_profile: Mapping[str, float | None] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """The JSON object of the line (datetimes as ISO strings, profile flattened)."""
@@ -72,6 +76,8 @@ class PredictionRecord:
             trajectory=list(self.trajectory),
             shadow=self.shadow,
         )
+        if self.text_profile is not None:
+            line.update(self.text_profile)
         return line
 
     def to_json(self) -> str:
@@ -103,6 +109,7 @@ class PredictionRecord:
             top_categories=tuple(data["top_categories"]),
             trajectory=tuple(data["trajectory"]),
             shadow=bool(data.get("shadow", False)),
+            text_profile={c: data[c] for c in TEXT_FEATURES if c in data} or None,
         )
 
     @classmethod
