@@ -245,7 +245,12 @@ def run_task(name: str, budget: dict[str, Any], extras: bool) -> dict[str, Any]:
 def print_table(results: dict[str, Any]) -> None:
     """Model vs best baseline per task and metric, then overhead and pruning."""
     print(f"\n{'task':<8}{'metric':<15}{'model':>8}{'baseline':>10}  {'best baseline':<16}ratio")
+    from benchmarks.quality_text import print_text_table
+
     for task, res in results["tasks"].items():
+        if "text_over_no_text_recall_ratio" in res:
+            print_text_table(task, res)
+            continue
         for metric, row in res["compare"].items():
             flag = "" if row["beats"] else "  (not beaten)"
             print(
@@ -273,21 +278,34 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Parse arguments, run every task, print the table and write the JSON."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", choices=sorted(BUDGETS), default="small")
-    parser.add_argument("--tasks", default="taobao,tmall", help="comma-separated task names")
+    parser.add_argument(
+        "--tasks",
+        default="taobao,tmall",
+        help="comma-separated task names: taobao, tmall, and the text tasks amazon_reviews, "
+        "rees46 (benchmarks/quality_text.py)",
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument("--no-extras", action="store_true", help="skip overhead and pruning")
     args = parser.parse_args(argv)
     budget = BUDGETS[args.budget]
     results: dict[str, Any] = {"budget": args.budget, **budget, "tasks": {}}
     start = time.perf_counter()
-    for i, name in enumerate(args.tasks.split(",")):
-        results["tasks"][name] = run_task(
-            name.strip(), budget, extras=i == 0 and not args.no_extras
-        )
+    from benchmarks.quality_text import TEXT_TASKS, run_text_task
+
+    for i, name in enumerate(n.strip() for n in args.tasks.split(",")):
+        if name in TEXT_TASKS:
+            results["tasks"][name] = run_text_task(name, args.budget)
+            continue
+        results["tasks"][name] = run_task(name, budget, extras=i == 0 and not args.no_extras)
     results["seconds"] = time.perf_counter() - start
     print_table(results)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(results, indent=2, sort_keys=True, default=float))
+    # Merge: a run of some tasks keeps the other tasks' results already in the file.
+    previous = json.loads(args.out.read_text()) if args.out.is_file() else {}
+    tasks = {**previous.get("tasks", {}), **results["tasks"]}
+    args.out.write_text(
+        json.dumps({**previous, **results, "tasks": tasks}, indent=2, sort_keys=True, default=float)
+    )
     print(f"wrote {args.out} in {results['seconds']:.0f} s")
     return results
 

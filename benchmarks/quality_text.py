@@ -26,6 +26,11 @@ import pandas as pd
 
 from benchmarks.quality_data import SHARED
 
+#: Epochs, batch size and seeds per ``--budget`` (the model is fixed: no study to pay for).
+TEXT_BUDGETS: dict[str, dict[str, int]] = {
+    "small": {"epochs": 6, "batch_size": 64, "seeds": 2},
+    "full": {"epochs": 12, "batch_size": 64, "seeds": 3},
+}
 SMALL_MODEL: dict[str, Any] = {
     "cell": "gru",
     "units": 32,
@@ -171,14 +176,15 @@ def _mean(runs: list[dict[str, float]]) -> dict[str, float]:
     return {k: float(np.nanmean([r[k] for r in runs])) for k in keys}
 
 
-def run_text_task(name: str, budget: dict[str, Any]) -> dict[str, Any]:
+def run_text_task(name: str, budget_name: str = "small") -> dict[str, Any]:
     """With / without text for one task, plus every baseline on the same test samples."""
     from evaluation.suite import run_baseline_suite
 
     task = TEXT_TASKS[name]
     start = time.perf_counter()
     prepared = prepare_text_task(task)
-    seeds = list(range(int(budget.get("text_seeds", 2))))
+    budget = TEXT_BUDGETS[budget_name]
+    seeds = list(range(budget["seeds"]))
     off = {flag: False for flag in task.channels}
     without = [_fit_and_score(prepared, off, budget, s) for s in seeds]
     with_text = [_fit_and_score(prepared, task.channels, budget, s) for s in seeds]
@@ -205,6 +211,7 @@ def run_text_task(name: str, budget: dict[str, Any]) -> dict[str, Any]:
             "text": len(text.text.vocabulary) if text.text else 0,
             "attrs": len(text.attrs.vocabulary) if text.attrs else 0,
         },
+        "budget": {"name": budget_name, **budget},
         "seeds": seeds,
         "with_text": model,
         "without_text": plain,
