@@ -139,7 +139,12 @@ def apply_global_options(verbose: bool, debug: bool) -> None:
     """Before any heavy import: TensorFlow's C++ log level, Python's root logger, ``--debug``."""
     global _debug
     _debug = debug
-    if not verbose:  # setdefault: what the user exported wins
+    from modelkit.tfquiet import ENV, install  # stdlib only: --help stays fast
+
+    if verbose:  # children (bentoml serve, trial workers) keep TensorFlow's C++ lines too
+        os.environ[ENV] = "1"
+    else:  # setdefault: what the user exported wins
+        install()  # TensorFlow's C++ (absl) lines, silenced at their source when it loads
         os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
         os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")  # read when MLflow loads
         os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
