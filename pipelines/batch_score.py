@@ -21,7 +21,7 @@ import resource
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -200,13 +200,46 @@ def score_log(
     """
     start = time.perf_counter()
     stamp = as_cutoff(cutoff, "--cutoff")
-    source, out = Path(source), Path(out)
     name = config.registry.model_name
     number = str(resolve_version(registry_client(config), name, version).version)
+    with tempfile.TemporaryDirectory(prefix="model-") as tmp:
+        bundle = load_bundle(download_bundle(config, number, Path(tmp)))
+    result = score_file(
+        config,
+        bundle,
+        source,
+        stamp,
+        out,
+        model_version=number,
+        top_k=top_k,
+        rows_per_chunk=rows_per_chunk,
+        batch_rows=batch_rows,
+        users_per_chunk=users_per_chunk,
+    )
+    return replace(result, seconds=time.perf_counter() - start)
+
+
+def score_file(
+    config: ProjectConfig,
+    bundle: Bundle,
+    source: Path,
+    cutoff: Any,
+    out: Path,
+    *,
+    model_version: str,
+    top_k: int | None = None,
+    rows_per_chunk: int = 3_000_000,
+    batch_rows: int = 1_000_000,
+    users_per_chunk: int = 50_000,
+) -> BatchScoreResult:
+    """Score every user of an event log with a loaded bundle (see :func:`score_log`)."""
+    start = time.perf_counter()
+    stamp = as_cutoff(cutoff, "--cutoff")
+    source, out = Path(source), Path(out)
+    name = config.registry.model_name
     k = top_k or config.serving.top_k
     out.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="predict-", dir=out.parent) as tmp:
-        bundle = load_bundle(download_bundle(config, number, Path(tmp) / "model"))
         if config.data.format == "canonical":
             rows, chunks, parts = _canonical_chunks(
                 source, config, bundle, Path(tmp), rows_per_chunk, batch_rows
@@ -223,7 +256,7 @@ def score_log(
         users = scored = 0
         for enc in parts:
             table = score_encoded(
-                bundle, enc, stamp, top_k=k, model_name=name, model_version=number
+                bundle, enc, stamp, top_k=k, model_name=name, model_version=model_version
             )
             users += len(enc.user_ids)
             scored += len(table)
@@ -234,7 +267,7 @@ def score_log(
     return BatchScoreResult(
         out=out,
         model_name=name,
-        model_version=number,
+        model_version=model_version,
         cutoff=stamp,
         rows_read=rows,
         users=users,
