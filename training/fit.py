@@ -244,8 +244,10 @@ def fit_model(
     if stream is not None:
         model.fit(stream, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
     else:
+        # Only the inputs this model reads (data with text also feeds text-free plans).
+        names = {t.name for t in model.inputs}
         model.fit(
-            train.inputs(),
+            {k: v for k, v in train.inputs().items() if k in names},
             fit_targets(train),
             batch_size=batch_size,
             epochs=epochs,
