@@ -6,8 +6,13 @@ into a temporary BentoML home and served by a real ``bentoml serve`` on 127.0.0.
 no-op BentoML service with the same request model (``benchmarks/noop_service.py``). ``wrk``
 drives both with the same 100-event JSON body (POST through a Lua script): one connection
 for the single-request p50, 32 for throughput; ``/predict_batch`` gets 64-user bodies.
-In this process: ``Bundle.predict`` at batch 1 and 256, and per-stage timings of one
-request (parse, encode, model, responses, log records, JSON).
+In this process: ``Bundle.predict`` at batch 1 and 256, per-stage timings of one
+request (parse, encode, model, responses, log records, JSON) and the model runtimes
+(``tf.function``, XLA, TFLite; :mod:`modelkit.runtime`) at batch 1, 32 and 256. From the
+server: the mean of each stage histogram (``interest_stage_seconds``) over the 1-connection
+run. ``--workers N`` serves with N BentoML workers; ``--config FILE`` is the project config
+the service reads (e.g. ``serving: {runtime_candidates: [tflite, xla], runtime_batches:
+[1, 8, 32]}``).
 
 Ratios written: ``ratio_p50_over_floor`` = our p50 / (no-op p50 + raw batch-1 p50);
 ``ratio_throughput_over_noop`` = our /predict req/s / no-op req/s at 32 connections;
@@ -16,7 +21,7 @@ Ratios written: ``ratio_p50_over_floor`` = our p50 / (no-op p50 + raw batch-1 p5
 Needs ``wrk`` (Debian: ``apt-get update && apt-get install -y wrk``). wrk shares the
 machine's cores with the server, as any loopback benchmark does.
 
-Run:  .venv/bin/python -m benchmarks.serving [--bundle PATH] [--seconds 10]
+Run:  .venv/bin/python -m benchmarks.serving [--bundle PATH] [--seconds 10] [--workers N]
 Writes benchmarks/results/serving.json.
 """
 
@@ -33,8 +38,10 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import httpx
 import numpy as np
 
+from modelkit.runtime import RUNTIMES
 from serving.launch import Server
 
 RESULTS = Path(__file__).resolve().parent / "results" / "serving.json"
@@ -180,7 +187,44 @@ def measure_raw(bundle_dir: Path, body: dict, n: int) -> dict[str, Any]:
         "batch256_ms": batch_ms,
         "batch256_rows_per_s": 256 / (batch_ms / 1e3),
         "stages": stages,
+        "runtimes": compare_runtimes(bundle),
     }
+
+
+def compare_runtimes(bundle: Any) -> dict[str, Any]:
+    """Median ms of the Keras graph, XLA and TFLite at batch 1, 32 and 256 (parity checked)."""
+    from dataclasses import asdict
+
+    from modelkit.runtime import measure
+
+    return {
+        str(n): asdict(measure(bundle.predictor, n, ("tflite", "xla"), 10 if n > 32 else 30)[0])
+        for n in (1, 32, 256)
+    }
+
+
+def server_stages(url: str, before: dict[str, float] | None = None) -> dict[str, float]:
+    """Per-stage (sum, count) totals from ``/metrics``; with ``before``, the mean ms since."""
+    import re
+
+    import httpx
+
+    text = httpx.get(f"{url}/metrics", timeout=10).text
+    totals: dict[str, float] = {}
+    for kind, stage, value in re.findall(
+        r'^interest_stage_seconds_(sum|count)\{[^}]*stage="(\w+)"[^}]*\} (\S+)$', text, re.M
+    ):
+        totals[f"{stage}.{kind}"] = totals.get(f"{stage}.{kind}", 0.0) + float(value)
+    if before is None:
+        return totals
+    means = {}
+    for key in totals:
+        if key.endswith(".count"):
+            stage = key.removesuffix(".count")
+            n = totals[key] - before.get(key, 0.0)
+            s = totals[f"{stage}.sum"] - before.get(f"{stage}.sum", 0.0)
+            means[f"{stage}_ms"] = s / n * 1e3 if n else float("nan")
+    return means
 
 
 def _dump(answer: Any) -> bytes:
@@ -197,7 +241,9 @@ def _serve(root: Path, name: str, env: dict[str, str], service: str | None = Non
     return launch(env, root / f"{name}.log", free_port(), timeout=180, **kwargs)
 
 
-def run(bundle: Path | None, seconds: float) -> dict[str, Any]:
+def run(
+    bundle: Path | None, seconds: float, workers: int | None = None, config: Path | None = None
+) -> dict[str, Any]:
     """The whole benchmark; returns the results written to :data:`RESULTS`."""
     from core.vocab import Vocabulary
     from serving.store import import_bundle
@@ -218,11 +264,18 @@ def run(bundle: Path | None, seconds: float) -> dict[str, Any]:
             "INTEREST_STATE_DIR": str(root / "state"),
             "INTEREST_BENTO_MODEL": tag,
         }
+        if config is not None:
+            env["INTEREST_CONFIG"] = str(config.resolve())
+        if workers is not None:
+            env["BENTOML_CONFIG_OPTIONS"] = f"services.interest.workers={workers}"
         ours, noop = {}, {}
         server = _serve(root, "service", env)
         try:
             run_wrk(wrk, f"{server.url}/predict", single, 4, 3)  # warm-up
+            before = server_stages(server.url)
             ours["sequential"] = run_wrk(wrk, f"{server.url}/predict", single, 1, seconds)
+            ours["sequential"]["server_stages"] = server_stages(server.url, before)
+            runtime = httpx.get(f"{server.url}/model", timeout=10).json()["runtime"]
             ours["concurrent"] = run_wrk(wrk, f"{server.url}/predict", single, CONNECTIONS, seconds)
             ours["batch"] = run_wrk(
                 wrk, f"{server.url}/predict_batch", batch, 4, seconds, BATCH_USERS
@@ -243,6 +296,9 @@ def run(bundle: Path | None, seconds: float) -> dict[str, Any]:
         "load_average_before": load_before,
         "load_average_after": os.getloadavg(),
         "bundle": str(bundle) if bundle else "reference-size, untrained (LSTM 128, 2,000 cats)",
+        "workers": workers or "service default",
+        "config": str(config) if config else None,
+        "served_runtime_batch1": runtime,
         "body_events": BODY_EVENTS,
         "service": ours,
         "noop": noop,
@@ -272,9 +328,20 @@ def print_table(res: dict[str, Any]) -> None:
         f"{raw['batch256_rows_per_s']:8.0f}"
     )
     print(
-        "per-stage, one request (ms): "
+        "per-stage, one request in process (ms): "
         + ", ".join(f"{k.removesuffix('_ms')} {v:.2f}" for k, v in raw["stages"].items())
     )
+    served = res["service"]["sequential"].get("server_stages", {})
+    print(
+        f"per-stage in the server, 1 conn, runtime {res['served_runtime_batch1']} (mean ms): "
+        + ", ".join(f"{k.removesuffix('_ms')} {v:.2f}" for k, v in served.items())
+    )
+    print(f"{'model runtimes (median ms)':30s} " + " ".join(f"{r:>12s}" for r in RUNTIMES))
+    for n, m in raw["runtimes"].items():
+        cells = [
+            f"{m['ms'][r]:12.2f}" if r in m["ms"] else f"{'(left out)':>12s}" for r in RUNTIMES
+        ]
+        print(f"{'batch ' + n:30s} " + " ".join(cells) + f"  -> {m['runtime']}")
     print(
         f"ratio_p50_over_floor {res['ratio_p50_over_floor']:.2f}; "
         f"ratio_throughput_over_noop {res['ratio_throughput_over_noop']:.2f}; "
@@ -287,10 +354,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--bundle", type=Path, help="model bundle folder (default: reference size)")
     parser.add_argument("--seconds", type=float, default=10.0, help="wrk duration per run")
+    parser.add_argument("--workers", type=int, help="BentoML workers (default: the service's)")
+    parser.add_argument("--config", type=Path, help="project config file the service reads")
     parser.add_argument("--out", type=Path, default=RESULTS)
     args = parser.parse_args()
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-    res = run(args.bundle, args.seconds)
+    res = run(args.bundle, args.seconds, args.workers, args.config)
     print_table(res)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(res, indent=2))

@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from core.schema import BEHAVIORS, behavior_index
-from core.vocab import OOV_INDEX, Vocabulary
+from core.vocab import DICT_LOOKUP_MAX, OOV_INDEX, Vocabulary
 
 #: Up to this many events, encode from plain arrays (pandas overhead dominates).
 SMALL_EVENTS = 5_000
@@ -66,8 +66,17 @@ def _behavior_table() -> pd.Index:
     return pd.Index(BEHAVIORS, dtype=object)
 
 
+@cache
+def _behavior_codes() -> dict[str, int]:
+    return {b: i for i, b in enumerate(BEHAVIORS)}
+
+
 def _encode_behaviors(values: np.ndarray) -> np.ndarray:
-    found = _behavior_table().get_indexer(values)
+    if len(values) <= DICT_LOOKUP_MAX:  # a dict beats pandas' index on a request's events
+        get = _behavior_codes().get
+        found = np.fromiter((get(v, -1) for v in values), np.int64, len(values))
+    else:
+        found = _behavior_table().get_indexer(values)
     if (found < 0).any():
         behavior_index(str(values[np.argmax(found < 0)]))  # raises, naming the value
     return (found + 1).astype(np.int8)

@@ -103,14 +103,26 @@ def _bucket_shares(cat: np.ndarray, mask: np.ndarray, n_buckets: int) -> list[li
 def summarize_arrays(
     arrays: SequenceArrays, decode: Callable[[Sequence[int]], Sequence[str]]
 ) -> pd.DataFrame:
-    """Summarise each sample's event window into :data:`PROFILE_COLUMNS`.
+    """Summarise each sample's event window into :data:`PROFILE_COLUMNS` (one frame).
+
+    The values of :func:`summarize_columns`, as a DataFrame (training's reference profile).
+    """
+    return pd.DataFrame(summarize_columns(arrays, decode), columns=list(PROFILE_COLUMNS))
+
+
+def summarize_columns(
+    arrays: SequenceArrays, decode: Callable[[Sequence[int]], Sequence[str]]
+) -> dict[str, np.ndarray | list[str] | list[list[float]]]:
+    """Summarise each sample's event window into :data:`PROFILE_COLUMNS`, column by column.
+
+    No pandas: serving builds a micro-batch's log records from these arrays.
 
     Args:
         arrays: encoded samples (labels not needed).
         decode: maps category indices to category ids (``Vocabulary.decode``).
 
     Returns:
-        One row per sample, in sample order. Samples with no events get zeros, an empty
+        Column name -> one value per sample, in sample order. Samples with no events get zeros, an empty
         ``top_category`` and all-zero ``bucket_shares``; ``interest_shift`` is NaN for
         samples with fewer than two non-empty history periods.
     """
@@ -134,4 +146,4 @@ def summarize_arrays(
     frame["top_category"] = [n if k > 0 else "" for n, k in zip(names, n_real, strict=True)]
     frame["interest_shift"] = _interest_shift(arrays.period_dist)
     frame["bucket_shares"] = _bucket_shares(arrays.cat, mask, arrays.period_dist.shape[2])
-    return pd.DataFrame(frame, columns=list(PROFILE_COLUMNS))
+    return frame

@@ -80,3 +80,18 @@ def test_bucket_names_follow_the_bucket_mapping() -> None:
         "<bucket 2>",
         "other",
     ]
+
+
+def test_small_inputs_get_the_same_indices_as_large_ones():
+    # Up to DICT_LOOKUP_MAX values are looked up in a dict, more through pandas' index.
+    from core.vocab import DICT_LOOKUP_MAX
+
+    rng = np.random.default_rng(3)
+    vocab = Vocabulary([f"c{i}" for i in range(500)], top_categories=5)
+    pool = np.array([*vocab.categories, "unknown", "", "C1", "c1 ", None, 7], dtype=object)
+    values = rng.choice(pool, DICT_LOOKUP_MAX + 500)
+    large = vocab.encode(values)
+    small = np.concatenate([vocab.encode(values[i : i + 100]) for i in range(0, len(values), 100)])
+    np.testing.assert_array_equal(small, large)
+    assert large.dtype == small.dtype == np.int32 and (large == 1).sum() > 0
+    assert vocab.encode(["c0", "zz"]).tolist() == [2, 1]

@@ -149,3 +149,114 @@ def test_responses_rank_real_categories_and_name_buckets(bundle):
     assert records[0].trajectory == ({"c1": 0.2, "c2": 0.5, "other": 0.3},) * k
     assert [r.request_id for r in records] == enc.request_ids
     assert list(json.loads(records[1].to_json())) == list(RECORD_COLUMNS)
+
+
+def _training_rows(requests: list[PredictRequest], vocab, config: FeatureConfig, cutoff: datetime):
+    """Training's features of every request at once (a batch frame, as training builds it)."""
+    keys = [f"k{i:05d}" for i in range(len(requests))]
+    ref = build_features(
+        events_frame(keys, requests), [pd.Timestamp(cutoff)], vocab, config, with_labels=False
+    )
+    position = {str(u): i for i, u in enumerate(ref.user_id)}
+    return ref.select(np.array([position[k] for k in keys]))
+
+
+def _assert_serving_equals_training(requests, vocab, config, cutoff) -> None:
+    served = encode_requests(
+        requests, SimpleNamespace(vocab=vocab, feature_config=config), ServingConfig(), cutoff
+    )
+    trained = _training_rows(requests, vocab, config, cutoff)
+    for name in INPUT_NAMES:
+        np.testing.assert_array_equal(getattr(served.arrays, name), getattr(trained, name), name)
+
+
+def test_fast_encoding_equals_training_features_on_random_requests():
+    # 60 users x 100 events: training encodes them as one frame past SMALL_EVENTS (factorised,
+    # pandas-indexed); serving encodes the same requests through the per-request arrays path.
+    from core.schema import conform
+
+    rng = np.random.default_rng(7)
+    cats = [f"g{i // 10}-c{i % 10}" for i in range(300)]
+    train = pd.DataFrame(
+        {
+            "user_id": "u",
+            "item_id": "i",
+            "category_id": rng.choice(cats[:250], 3000),  # the rest is out of vocabulary
+            "behavior": "view",
+            "timestamp": pd.Timestamp("2024-01-01", tz="UTC"),
+        }
+    )
+    config = FeatureConfig(max_events=50, n_periods=3, top_categories=5, future_periods=2)
+    vocab = fit_vocabulary(conform(train), config)
+    requests = []
+    for _ in range(60):
+        hours = np.sort(rng.uniform(0.01, 9 * 24, 100))[::-1]  # some outside the 7-day history
+        events = [
+            {
+                "item_id": f"i{rng.integers(1000)}",
+                "category_id": str(rng.choice(cats)),
+                "behavior": str(rng.choice(["view", "view", "cart", "fav", "buy"])),
+                "timestamp": (NOW - timedelta(hours=float(h))).isoformat(),
+            }
+            for h in hours
+        ]
+        requests.append(PredictRequest.model_validate({"events": events}))
+    _assert_serving_equals_training(requests, vocab, config, NOW)
+
+
+def test_fast_encoding_equals_training_features_on_real_requests(shared_data):
+    from core.config import DataConfig
+    from eventlogs.loaders import load_events
+
+    path = shared_data / "taobao_userbehavior" / "user_behavior.csv"
+    events = load_events(path, DataConfig(format="taobao")).events
+    cutoff = datetime(2017, 11, 30, 16, tzinfo=UTC)
+    config = FeatureConfig(max_events=50)
+    vocab = fit_vocabulary(events[events["timestamp"] < pd.Timestamp(cutoff)], config)
+    recent = events[
+        (events["timestamp"] < pd.Timestamp(cutoff))
+        & (events["timestamp"] >= pd.Timestamp(cutoff) - pd.Timedelta("6D"))
+    ]
+    requests = [
+        PredictRequest.model_validate(
+            {
+                "user_id": str(user),
+                "events": [
+                    {
+                        "item_id": str(r.item_id),
+                        "category_id": str(r.category_id),
+                        "behavior": str(r.behavior),
+                        "timestamp": r.timestamp.isoformat(),
+                    }
+                    for r in group.tail(120).itertuples()
+                ],
+            }
+        )
+        for user, group in list(recent.groupby("user_id", sort=True))[:80]
+    ]
+    assert len(requests) >= 20 and sum(len(r.events) for r in requests) > 1000
+    _assert_serving_equals_training(requests, vocab, config, cutoff)
+
+
+def test_log_profiles_equal_the_training_reference_profile(bundle):
+    from core.profile import summarize_arrays
+
+    requests = [_request(6, user_id="u1"), _request(2), _request(5)]
+    enc = encode_requests(requests, bundle, ServingConfig(), NOW)
+    n, v = len(requests), bundle.vocab.size
+    outputs = {
+        "next_cats": np.full((n, v), 0.1, np.float32),
+        "buy": np.zeros(n, np.float32),
+        "churn": np.zeros(n, np.float32),
+        "trajectory": np.full((n, 2, 3), 1 / 3, np.float32),
+    }
+    responses = [{"user_id": None, "model": {"name": "m", "version": "1"}, "next_categories": []}]
+    records = log_records(enc, outputs, responses * n, bundle.vocab, ["c1", "c2", "<other>"], NOW)
+    reference = summarize_arrays(enc.arrays, bundle.vocab.decode)
+    for record, (_, row) in zip(records, reference.iterrows(), strict=True):
+        for column in PROFILE_COLUMNS:
+            want, got = row[column], record.profile[column]
+            if isinstance(want, float) and np.isnan(want):
+                assert got is None or np.isnan(got), column
+            else:
+                assert got == pytest.approx(want), column
