@@ -97,3 +97,19 @@ def test_search_offers_text_only_when_the_data_has_it(job):
     out = predict_arrays(result.model, with_text.test)
     assert np.isfinite(out["next_cats"]).all()
     assert any(layer.name.startswith("text_tokens_bag_") for layer in result.model.layers)
+
+
+def test_model_card_shows_the_text_comparison(tmp_path):
+    from training.card import write_card
+
+    comparison = {
+        "channels": ["use_text"],
+        "with_text": {"recall_at_10": 0.0305, "ndcg_at_10": 0.015},
+        "without_text": {"recall_at_10": 0.0295, "ndcg_at_10": 0.014},
+        "text_over_no_text_recall_ratio": 0.0305 / 0.0295,
+    }
+    args = {"title": "m", "model_metrics": {}, "baselines": {}, "params": {}, "fingerprint": {},
+            "plots": []}  # fmt: skip
+    text = write_card(tmp_path / "card.md", **args, text_comparison=comparison).read_text()
+    assert "## With and without text" in text and "| recall_at_10 | 0.0305 | 0.0295 |" in text
+    assert "With and without" not in write_card(tmp_path / "plain.md", **args).read_text()
