@@ -12,8 +12,11 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Sequence
+from datetime import UTC, datetime
 from http import HTTPStatus
 from typing import Any
+
+import pandas as pd
 
 #: The BentoML logger that writes "Exception on /path [POST]" with a traceback.
 BENTOML_APP_LOGGER = "bentoml._internal.server.http_app"
@@ -95,3 +98,53 @@ def quiet_client_errors() -> None:
     logger = logging.getLogger(BENTOML_APP_LOGGER)
     if not any(isinstance(f, ClientErrorFilter) for f in logger.filters):
         logger.addFilter(ClientErrorFilter())
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+def with_cutoff(
+    field: str,
+    message: str,
+    requests: Sequence[Any],
+    prefixes: Sequence[str],
+    now: datetime,
+    history: str | None,
+) -> str:
+    """A request error that depends on the cutoff, with the cutoff used and the window named.
+
+    A client that replays a user's past events without ``cutoff`` gets the server's clock as
+    the cutoff; the message then says so, and what to send instead.
+
+    Args:
+        field: the error's field (``users[3].events``, ``events[2].timestamp``).
+        message: the error's message.
+        requests: the parsed requests (``PredictRequest``: ``events``, ``cutoff``).
+        prefixes: each request's field prefix (``""``, ``"users[3]."``).
+        now: the server clock the cutoffs defaulted to.
+        history: the model's history window (``FeatureConfig.history``; ``None``: uncapped).
+    """
+    index = next(
+        (i for i, p in enumerate(prefixes) if field.startswith(f"{p}events")),
+        None,
+    )
+    depends = "history window" in message or "after the cutoff" in message
+    if index is None or not depends or not requests[index].events:
+        return message
+    request = requests[index]
+    given = request.cutoff is not None
+    cutoff = request.cutoff if given else now
+    source = "the request's" if given else "the server's clock; the request gave no cutoff"
+    if history is None:
+        window = f"the history window (uncapped) before the cutoff {_iso(cutoff)} ({source})"
+    else:
+        start = cutoff - pd.Timedelta(history).to_pytimedelta()
+        window = (
+            f"the history window {history} before the cutoff {_iso(cutoff)} ({source}), "
+            f"i.e. {_iso(start)} .. {_iso(cutoff)}"
+        )
+    stamps = [e.timestamp for e in request.events]
+    span = f"the events span {_iso(min(stamps))} .. {_iso(max(stamps))}"
+    hint = "" if given else "; send `cutoff` to predict as of the events' time"
+    return f"{message}: {window}; {span}{hint}"

@@ -4,7 +4,8 @@ Endpoints: ``POST /predict`` (one user), ``POST /predict_batch`` (many users),
 ``GET /model`` (what is served, and whether the registry holds it as champion now),
 ``POST /admin/reload`` (serve another stored model, no restart), ``POST /admin/shadow`` and
 ``DELETE /admin/shadow`` (a challenger predicting in shadow), and BentoML's ``/livez``,
-``/readyz`` (ready once the model is loaded and warmed), ``/metrics`` (Prometheus) and
+``/readyz`` (ready once the model is loaded and warmed; a small JSON body,
+:mod:`serving.health`), ``/metrics`` (Prometheus) and
 OpenAPI docs at ``/``. With ``serving.auth_token`` set, every route except health, metrics
 and docs needs the bearer token (:mod:`serving.limits`), the admin ones included.
 
@@ -53,8 +54,9 @@ from serving.deployed import (
 )
 from serving.desired import Desired, DesiredFile
 from serving.encode import RequestError, encode_requests
-from serving.errors import quiet_client_errors
+from serving.errors import quiet_client_errors, with_cutoff
 from serving.finish import Job, answer_batch
+from serving.health import ReadyBody
 from serving.limits import RequestGuard
 from serving.openapi import document
 from serving.schemas import (
@@ -175,10 +177,15 @@ class InterestService:
             observe_parse(version)
             started = time.perf_counter()
             args = (requests, served.bundle, self.config, now, prefixes)
-            if sum(len(r.events) for r in requests) <= INLINE_EVENTS:
-                encoded = encode_requests(*args)  # cheaper than the hop to a thread
-            else:
-                encoded = await asyncio.to_thread(encode_requests, *args)
+            try:
+                if sum(len(r.events) for r in requests) <= INLINE_EVENTS:
+                    encoded = encode_requests(*args)  # cheaper than the hop to a thread
+                else:
+                    encoded = await asyncio.to_thread(encode_requests, *args)
+            except RequestError as exc:  # name the cutoff used and the history window
+                history = served.bundle.feature_config.history
+                said = with_cutoff(exc.field, exc.message, requests, prefixes, now, history)
+                raise RequestError(exc.field, said) from exc
             observe(version, "encode", time.perf_counter() - started)
             assert served.batcher is not None
             responses = await served.batcher.run(encoded.arrays.inputs(), (requests, encoded))
@@ -312,4 +319,5 @@ async def _tag_body(request: Request) -> ModelTagRequest | JSONResponse:
 
 
 InterestService.add_asgi_middleware(RequestGuard)
+InterestService.add_asgi_middleware(ReadyBody)  # /readyz answers a small JSON body
 document(InterestService)

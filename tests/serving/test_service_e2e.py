@@ -264,6 +264,19 @@ def test_malformed_json_and_batch_errors_are_4xx(deployed):
     assert httpx.get(f"{url}/readyz", timeout=5).status_code == 200
 
 
+def test_readyz_json_and_cutoff_errors_that_say_which_cutoff(deployed):
+    url = deployed["url"]
+    ready = httpx.get(f"{url}/readyz", timeout=5)
+    assert ready.status_code == 200 and ready.json() == {"ready": True, "status": 200}
+    # A replayed history without `cutoff`: the server's clock is the cutoff, and says so.
+    old = {"events": _events(3, end=datetime.now(UTC) - timedelta(days=60))}
+    resp = httpx.post(f"{url}/predict", json=old, timeout=30)
+    assert resp.status_code == 400 and resp.json()["field"] == "events", resp.text
+    error = resp.json()["error"]
+    assert "no events inside the model's history window: the history window 7D" in error
+    assert "the server's clock; the request gave no cutoff" in error and "`cutoff`" in error
+
+
 def test_metrics_and_prediction_log(deployed):
     url = deployed["url"]
     before = _log_rows(deployed["state"])
