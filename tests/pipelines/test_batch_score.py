@@ -204,3 +204,32 @@ def test_predict_cli_errors_are_one_line(registered, tmp_path) -> None:
     assert result.exit_code == 1 and "category_id" in result.stderr, result.output
     assert len(result.stderr.strip().splitlines()) == 1
     assert not (tmp_path / "p.parquet").exists()  # nothing half-written
+
+
+def test_other_formats_are_scored_in_user_chunks_with_the_same_answers(registered, tmp_path):
+    from pipelines.batch_score import score_log
+
+    events, cutoff = registered["events"], registered["cutoff"]
+    taobao = pd.DataFrame(
+        {
+            "user_id": events["user_id"],
+            "item_id": events["item_id"],
+            "category_id": events["category_id"],
+            "behavior_type": events["behavior"].replace({"view": "pv"}),
+            "timestamp": events["timestamp"].astype("int64") // 10**9,
+        }
+    )
+    assert set(taobao["behavior_type"]) <= {"pv", "fav", "cart", "buy"}
+    log = tmp_path / "taobao.csv"
+    taobao.to_csv(log, index=False)
+    config = registered["config"].model_copy(
+        update={"data": registered["config"].data.model_copy(update={"format": "taobao"})}
+    )
+    out = tmp_path / "taobao.parquet"
+    result = score_log(config, log, cutoff, out, version="1", top_k=4, users_per_chunk=7)
+    n_users = events["user_id"].nunique()
+    assert result.chunks == -(-n_users // 7) > 1 and result.users == n_users
+    assert result.model_version == "1"
+    table = pd.read_parquet(out)
+    assert len(table) == result.users_scored
+    assert_rows_match(table, _service_answers(registered["bundle"], events, cutoff, top_k=4))
