@@ -24,6 +24,8 @@ from core.predlog.record import finite
 from core.schema import REQUIRED_COLUMNS, conform
 from core.vocab import OOV_INDEX
 from modelkit.bundle import Bundle
+from modelkit.text_features import attach_text
+from modelkit.text_layers import reads_text
 
 TRAJECTORY_TOP = 5  # buckets per future period, as the service answers
 #: Columns of the prediction table, in order (``/predict``'s fields, the model flattened).
@@ -155,9 +157,21 @@ def score_encoded(
     top_k: int,
     model_name: str,
     model_version: str | None,
+    events: pd.DataFrame | None = None,
 ) -> pd.DataFrame:
-    """Prediction table of every user of ``enc`` with an event in the history window."""
+    """Prediction table of every user of ``enc`` with an event in the history window.
+
+    ``events``: the canonical frame ``enc`` was encoded from; needed (for its ``text``,
+    ``item_text``, ``brand``, ``price``) when the bundle's model reads text.
+
+    Raises:
+        ValueError: the model reads text and ``events`` is not given.
+    """
     arrays = build_features(enc, [cutoff], bundle.vocab, bundle.feature_config, with_labels=False)
+    if bundle.text is not None and reads_text(bundle.model):
+        if events is None:
+            raise ValueError("this model reads text: score it from the events frame")
+        attach_text(arrays, events, bundle.text, bundle.feature_config)
     return prediction_table(
         bundle,
         arrays,
@@ -230,9 +244,18 @@ def score_events(
         groups = [(as_cutoff(cutoff), events)]
     parts = []
     for stamp, frame in sorted(groups, key=lambda g: g[0]):
-        enc = encode_events(conform(frame), bundle.vocab)
+        canonical = conform(frame)
+        enc = encode_events(canonical, bundle.vocab)
         parts.append(
-            score_encoded(bundle, enc, stamp, top_k=top_k, model_name=name, model_version=version)
+            score_encoded(
+                bundle,
+                enc,
+                stamp,
+                top_k=top_k,
+                model_name=name,
+                model_version=version,
+                events=canonical,
+            )
         )
     if not parts:
         return empty_prediction_table()

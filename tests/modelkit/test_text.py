@@ -117,6 +117,11 @@ def test_model_with_text_fits_and_round_trips_through_the_bundle(tmp_path):
     np.testing.assert_array_equal(again.text_tokens, arrays.text_tokens)
     want = model(arrays.inputs(), training=False)["next_cats"].numpy()
     np.testing.assert_allclose(bundle.predict(again.inputs())["next_cats"], want, atol=1e-5)
+    # Batch scoring (events in, the pyfunc's table out) vectorises with the same bundle.
+    from modelkit.scoring import score_events
+
+    table = score_events(bundle, events, cutoffs[0])
+    assert len(table) == int((again.cutoff == again.cutoff[0]).sum())
     text_free = dataclasses.replace(
         spec, text_len=0, n_text_tokens=0, attr_len=0, n_attr_tokens=0, text_hash=""
     )
