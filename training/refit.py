@@ -252,6 +252,7 @@ def refit_best(
                     batch_size=config.train.batch_size,
                     seed=config.train.seed,
                     metrics=metrics,
+                    pretrain_epochs=config.train.pretrain_epochs,
                 ),
             },
         )

@@ -77,6 +77,7 @@ def text_ablation(
     batch_size: int,
     seed: int,
     metrics: dict[str, float],
+    pretrain_epochs: int = 0,
 ) -> dict[str, Any] | None:
     """The model card's comparison: ``plan`` refitted with its text channels off.
 
@@ -91,7 +92,7 @@ def text_ablation(
     trainval = without_text(SequenceArrays.concat([data.train, data.val]))
     fitted = fit_model(
         twin, data.spec, trainval, epochs=epochs, batch_size=batch_size, seed=seed,
-        pretrain_epochs=0,
+        pretrain_epochs=pretrain_epochs,
     )  # fmt: skip
     test = without_text(data.test)
     plain = score_predictions(predict_arrays(fitted.model, test), test).metrics
