@@ -68,7 +68,8 @@ def test_missing_fields_are_named_and_old_lines_default_to_served() -> None:
 def test_monitored_columns_are_record_fields() -> None:
     names = {f.name for f in fields(PredictionRecord)}
     assert set(PREDICTION_COLUMNS) <= names
-    assert set(RECORD_COLUMNS) == (names - {"profile"}) | set(PROFILE_COLUMNS)
+    # text_profile is optional: its keys (core.textstats.TEXT_FEATURES) follow RECORD_COLUMNS.
+    assert set(RECORD_COLUMNS) == (names - {"profile", "text_profile"}) | set(PROFILE_COLUMNS)
     outputs = {
         "next_cats": np.array([[9.0, 9.0, 0.1, 0.7, 0.2]]),
         "buy": np.array([[0.3]]),
