@@ -39,6 +39,8 @@ from core.periods import period_ns
 from core.schema import CORE_BEHAVIORS
 from core.vocab import Vocabulary
 from modelkit.bundle import Bundle
+from modelkit.text_features import attach_text
+from modelkit.text_layers import reads_text
 
 COLUMNS: tuple[str, ...] = ("category", "forecast", "persistence", "actual")
 LEVELS: tuple[str, ...] = ("persistence", "model")
@@ -136,6 +138,8 @@ def forecast_demand(
     arrays = build_features(events, [cutoff], bundle.vocab, config, with_labels=False)
     if len(arrays) == 0:
         raise ValueError(f"no user has events before the cutoff {cutoff}")
+    if bundle.text is not None and reads_text(bundle.model):
+        attach_text(arrays, events, bundle.text, config)
     pred = bundle.predict(arrays.inputs())
     n_buckets = bundle.spec.n_buckets
     forecast = aggregate_demand(
