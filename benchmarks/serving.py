@@ -147,16 +147,19 @@ def _median_ms(fn: Any, n: int) -> float:
     return float(np.median(times))
 
 
-def measure_raw(bundle_dir: Path, body: dict, n: int) -> dict[str, Any]:
-    """``Bundle.predict`` at batch 1 and 256, and per-stage timings of one request (ms)."""
-    from core.config import ServingConfig
+def measure_raw(bundle_dir: Path, body: dict, n: int, config: Any) -> dict[str, Any]:
+    """``Bundle.predict`` at batch 1 and 256 on the runtimes the service chooses (same
+    ``config``), per-stage timings of one request (ms) and every runtime at 1/32/256."""
     from modelkit.bundle import load_bundle
+    from serving.deployed import choose_runtime
     from serving.encode import build_responses, encode_requests, log_records
     from serving.schemas import ModelRef, PredictRequest
 
     bundle = load_bundle(bundle_dir)
     bundle.warmup()
-    config, now, raw = ServingConfig(), datetime.now(UTC), json.dumps(body).encode()
+    runtimes = compare_runtimes(bundle)
+    choose_runtime(bundle, config)
+    now, raw = datetime.now(UTC), json.dumps(body).encode()
     request = PredictRequest.model_validate_json(raw)
     encoded = encode_requests([request], bundle, config, now)
     one = encoded.arrays.inputs()
@@ -187,7 +190,8 @@ def measure_raw(bundle_dir: Path, body: dict, n: int) -> dict[str, Any]:
         "batch256_ms": batch_ms,
         "batch256_rows_per_s": 256 / (batch_ms / 1e3),
         "stages": stages,
-        "runtimes": compare_runtimes(bundle),
+        "runtime_chosen": bundle.metadata["runtime"],
+        "runtimes": runtimes,
     }
 
 
@@ -231,6 +235,12 @@ def _dump(answer: Any) -> bytes:
     if hasattr(answer, "model_dump_json"):
         return answer.model_dump_json().encode()
     return json.dumps(answer).encode()
+
+
+def _serving_config(config: Path | None) -> Any:
+    from core.config import ServingConfig, load_config
+
+    return load_config(config).serving if config is not None else ServingConfig()
 
 
 def _serve(root: Path, name: str, env: dict[str, str], service: str | None = None) -> Server:
@@ -289,7 +299,7 @@ def run(
             noop["concurrent"] = run_wrk(wrk, f"{server.url}/predict", single, CONNECTIONS, seconds)
         finally:
             server.stop()
-        raw = measure_raw(bundle_dir, bodies[0], 200)
+        raw = measure_raw(bundle_dir, bodies[0], 200, _serving_config(config))
     floor = noop["sequential"]["p50_ms"] + raw["batch1_p50_ms"]
     return {
         "cpu_count": os.cpu_count(),

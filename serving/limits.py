@@ -12,13 +12,12 @@ from __future__ import annotations
 import hmac
 import json
 import logging
-import time
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.config import load_config
 from serving.errors import reshape
-from serving.stages import REQUEST_START
+from serving.stages import end_request, start_request
 
 logger = logging.getLogger("bentoml.serve.interest")  # shown by BentoML's log config
 
@@ -69,8 +68,11 @@ class RequestGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        REQUEST_START.set(time.perf_counter())  # the parse stage (serving.stages) starts here
-        return await self._guard(scope, receive, _shaping(scope, send))
+        state = start_request()  # the parse and request stages (serving.stages) start here
+        try:
+            return await self._guard(scope, receive, _shaping(scope, send))
+        finally:
+            end_request(state)
 
     async def _guard(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = dict(scope.get("headers") or [])

@@ -72,7 +72,7 @@ from serving.schemas import (
 )
 from serving.shadow import ShadowRunner
 from serving.slots import ModelSlots
-from serving.stages import observe, observe_parse
+from serving.stages import alone, observe, observe_parse
 
 logger = logging.getLogger("bentoml.serve.interest")  # shown by BentoML's log config
 info_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -154,6 +154,7 @@ class InterestService:
             max_pending_rows=self.config.max_batch_users * 16,
             finish=functools.partial(self._finish_batch, deployed),
             observe=functools.partial(observe, deployed.model.version),
+            alone=alone,  # a lone single-user request skips the thread hops
         )
         self.checker.current(deployed.model)  # answers carry the right alias from the swap on
 

@@ -8,17 +8,21 @@
 - ``queue``: waiting in the micro-batcher for the model;
 - ``model``: the model call of the micro-batch (observed once per request in it);
 - ``respond``: building the micro-batch's answers (their JSON text: about 20 us more);
-- ``log_write``: building and writing the micro-batch's prediction-log records.
+- ``log_write``: building and writing the micro-batch's prediction-log records;
+
+and ``request``: the whole request inside the server, from the guard to the last byte
+handed to the server (BentoML's own response handling included), for answered predictions.
 """
 
 from __future__ import annotations
 
 import time
 from contextvars import ContextVar
+from typing import Any
 
 import bentoml
 
-STAGES: tuple[str, ...] = ("parse", "encode", "queue", "model", "respond", "log_write")
+STAGES: tuple[str, ...] = ("parse", "encode", "queue", "model", "respond", "log_write", "request")
 # 50 us .. 2.5 s: the stages of one request run from tens of microseconds to (queued) seconds.
 _BUCKETS = (5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 1e-2, 2.5e-2, 5e-2, 0.1, 0.25, 1, 2.5)
 STAGE_SECONDS = bentoml.metrics.Histogram(
@@ -27,8 +31,10 @@ STAGE_SECONDS = bentoml.metrics.Histogram(
     labelnames=["stage", "model_version"],
     buckets=_BUCKETS,
 )
-#: ``time.perf_counter()`` when the request guard received the request (0: unknown).
-REQUEST_START: ContextVar[float] = ContextVar("interest_request_start", default=0.0)
+#: Set by the request guard per request: ``start`` (``time.perf_counter()``) and the
+#: ``version`` that answered it (set by the handler; a dict, so the guard sees it even when
+#: the handler ran in a copied context).
+REQUEST: ContextVar[dict[str, Any] | None] = ContextVar("interest_request", default=None)
 
 
 def observe(version: str, stage: str, seconds: float, count: int = 1) -> None:
@@ -38,8 +44,32 @@ def observe(version: str, stage: str, seconds: float, count: int = 1) -> None:
         histogram.observe(seconds)
 
 
+_active = [0]  # requests between start_request and end_request in this process
+
+
+def start_request() -> dict[str, Any]:
+    """Called by the request guard: stamp the start of a request."""
+    state = {"start": time.perf_counter(), "version": None}
+    REQUEST.set(state)
+    _active[0] += 1
+    return state
+
+
+def alone() -> bool:
+    """No request but the caller's is inside the server (event-loop thread only)."""
+    return _active[0] <= 1
+
+
 def observe_parse(version: str) -> None:
-    """Record the parse stage: from the guard's start stamp to now (skipped without a stamp)."""
-    start = REQUEST_START.get()
-    if start:
-        observe(version, "parse", time.perf_counter() - start)
+    """Record the parse stage (the guard's stamp to now) and which version answers."""
+    state = REQUEST.get()
+    if state is not None:
+        state["version"] = version
+        observe(version, "parse", time.perf_counter() - state["start"])
+
+
+def end_request(state: dict[str, Any]) -> None:
+    """Called by the request guard after the response: the ``request`` stage, if predicted."""
+    _active[0] -= 1
+    if state["version"] is not None:
+        observe(state["version"], "request", time.perf_counter() - state["start"])

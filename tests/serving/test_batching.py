@@ -173,3 +173,36 @@ def test_finish_errors_reach_the_batch_and_rows_stay_pending_until_answered():
 
     assert asyncio.run(main()) == "after"
     batcher.close()
+
+
+def test_a_lone_small_request_runs_on_the_callers_thread_else_it_is_batched():
+    threads: list[str] = []
+    finished: list[list] = []
+
+    def predict(inputs):
+        threads.append(threading.current_thread().name)
+        return {"y": inputs["x"] * 2}
+
+    def finish(contexts, outputs):
+        finished.append(contexts)
+        return [(c, o["y"].tolist()) for c, o in zip(contexts, outputs, strict=True)]
+
+    alone = [True]
+    stages: list[tuple[str, int]] = []
+    batcher = MicroBatcher(
+        predict, 10, 100, finish, lambda s, _, n: stages.append((s, n)), lambda: alone[0]
+    )
+
+    async def main():
+        lone = await batcher.run({"x": np.array([3])}, "a")  # alone, one row: inline
+        pair = await batcher.run({"x": np.array([1, 2])}, "b")  # two rows: model thread
+        alone[0] = False
+        busy = await batcher.run({"x": np.array([4])}, "c")  # not alone: model thread
+        return lone, pair, busy, threading.current_thread().name
+
+    lone, pair, busy, caller = asyncio.run(main())
+    batcher.close()
+    assert (lone, pair, busy) == (("a", [6]), ("b", [2, 4]), ("c", [8]))
+    assert threads[0] == caller and all(t.startswith("model") for t in threads[1:])
+    assert finished == [["a"], ["b"], ["c"]] and list(batcher.batch_sizes) == [1, 2, 1]
+    assert stages == [("queue", 1), ("model", 1)] * 3
