@@ -13,6 +13,7 @@ import os
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
+import functools
 import shutil
 from datetime import UTC
 from pathlib import Path
@@ -186,6 +187,55 @@ def test_predict_cli_pyfunc_and_service_code_agree(registered, tmp_path) -> None
     # A cutoff column instead of the parameter; the logged default top_k (4).
     with_column = model.predict(naive.assign(cutoff=cutoff.tz_localize(None)))
     assert_rows_match(with_column, answers)
+
+
+@functools.cache
+def _pyfunc_model(uri: str):
+    import mlflow
+
+    return mlflow.pyfunc.load_model(uri)
+
+
+def _score_partition(part: pd.DataFrame, uri: str, cutoff: str) -> pd.DataFrame:
+    """What a Dask worker runs: the model by URI (loaded once per process), one partition."""
+    return _pyfunc_model(uri).predict(part.reset_index(), params={"cutoff": cutoff})
+
+
+def test_pyfunc_scores_in_mlflow_serving_and_dask_partitions(registered) -> None:
+    import dask.dataframe as dd
+    import mlflow
+    from mlflow.pyfunc import scoring_server
+    from starlette.testclient import TestClient
+
+    from modelkit.scoring import empty_prediction_table
+
+    cutoff, events = registered["cutoff"], registered["events"]
+    answers = _service_answers(registered["bundle"], events, cutoff, top_k=4)
+    uri = registered["config"].paths.resolved().tracking_uri
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_registry_uri(uri)
+    model = mlflow.pyfunc.load_model(f"models:/{MODEL}/{registered['version']}")
+    # The app `mlflow models serve` runs; JSON times arrive as ISO strings.
+    frame = events[["user_id", "item_id", "category_id", "behavior"]].assign(
+        timestamp=events["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%S.%f")
+    )
+    split = frame.to_dict(orient="split")
+    body = {
+        "dataframe_split": {"columns": split["columns"], "data": split["data"]},
+        "params": {"cutoff": cutoff.isoformat()},
+    }
+    resp = TestClient(scoring_server.init(model)).post("/invocations", json=body)
+    assert resp.status_code == 200, resp.text
+    assert_rows_match(pd.DataFrame(resp.json()["predictions"]), answers)
+    # Dask: partitions by user (a sorted index never splits one user's events).
+    naive = events.assign(timestamp=events["timestamp"].dt.tz_convert(UTC).dt.tz_localize(None))
+    parts = dd.from_pandas(naive.set_index("user_id"), npartitions=3, sort=True)
+    assert parts.npartitions > 1
+    version_uri = f"models:/{MODEL}/{registered['version']}"
+    scored = parts.map_partitions(
+        _score_partition, version_uri, cutoff.isoformat(), meta=empty_prediction_table()
+    ).compute(scheduler="synchronous")
+    assert_rows_match(scored, answers)
 
 
 def test_predict_cli_errors_are_one_line(registered, tmp_path) -> None:
