@@ -113,15 +113,9 @@ def save_plots(
     active = np.flatnonzero(truth.sum(axis=(1, 2)) > 0)
     if active.size:
         row = int(active[0])
-        fig = Figure(figsize=(9, 3.5))
-        axes = fig.subplots(1, 2, sharey=True)
-        for ax, data, title in (
-            (axes[0], pred["trajectory"][row], "predicted"),
-            (axes[1], truth[row], "actual"),
-        ):
-            ax.imshow(data.T, aspect="auto", cmap="viridis")
-            ax.set(xlabel="future period", title=f"{title} trajectory ({arrays.user_id[row]})")
-        axes[0].set_yticks(range(len(bucket_names)), bucket_names, fontsize=5)
+        fig = trajectory_figure(
+            pred["trajectory"][row], truth[row], bucket_names, str(arrays.user_id[row])
+        )
         paths.append(_save(fig, out / "trajectory_example.png"))
 
     forecast = pred["trajectory"][:, 0, :].sum(axis=0)
@@ -136,6 +130,33 @@ def save_plots(
     ax.legend()
     paths.append(_save(fig, out / "demand_forecast.png"))
     return paths
+
+
+def trajectory_figure(
+    predicted: np.ndarray, actual: np.ndarray, bucket_names: list[str], user: str
+) -> Figure:
+    """One user's interest trajectory, predicted beside actual, on one colour scale.
+
+    Args:
+        predicted: ``(K, C)`` shares per future period and category bucket.
+        actual: ``(K, C)`` the shares that happened.
+        bucket_names: the ``C`` bucket labels (rows of the heatmaps).
+        user: the user's id, for the titles.
+    """
+    periods, buckets = predicted.shape
+    fig = Figure(figsize=(9, max(3.5, 0.22 * buckets + 1.5)), layout="constrained")
+    axes = fig.subplots(1, 2, sharey=True)
+    top = float(max(np.max(predicted), np.max(actual), 1e-9))
+    image = None
+    for ax, data, title in ((axes[0], predicted, "predicted"), (axes[1], actual, "actual")):
+        image = ax.imshow(
+            data.T, aspect="auto", cmap="viridis", vmin=0.0, vmax=top, interpolation="nearest"
+        )
+        ax.set_xticks(range(periods), [str(k + 1) for k in range(periods)])
+        ax.set(xlabel="future period", title=f"{title} trajectory ({user})")
+    axes[0].set_yticks(range(buckets), bucket_names, fontsize=8)
+    fig.colorbar(image, ax=list(axes), label="share of the user's events")
+    return fig
 
 
 def text_lines(comparison: Mapping[str, Any]) -> list[str]:
@@ -156,7 +177,8 @@ def text_lines(comparison: Mapping[str, Any]) -> list[str]:
 
 
 def _save(fig: Figure, path: Path) -> Path:
-    fig.tight_layout()
+    if fig.get_layout_engine() is None:  # constrained figures lay themselves out
+        fig.tight_layout()
     fig.savefig(path, dpi=110)
     return path
 

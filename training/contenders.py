@@ -2,7 +2,7 @@
 
 Two sources:
 
-* **stored**: what a version's refit run logged: metrics (``metric.*`` and
+* **stored**: what a version's refit run logged: metrics (run metrics, or ``metric.*`` and
   ``baseline.<b>.*`` tags on the version) and the per-sample scores of the model and of
   every baseline on its test split, in the run artifact ``evaluation/samples.parquet``
   (:func:`log_samples`, format in :mod:`evaluation.samples`);
@@ -97,7 +97,10 @@ def stored_contenders(
     split = tags.get(SPLIT_TAG)
     samples = read_stored_samples(client, version.run_id)
     per_base: dict[str, dict[str, float]] = {}
-    for key, raw in tags.items():
+    logged = client.get_run(version.run_id).data.metrics if version.run_id else {}
+    # baselines live on the run (``baseline.<b>.<m>``); older versions also carry them as
+    # version tags, which win, as they did
+    for key, raw in [*logged.items(), *tags.items()]:
         parts = key.split(".", 2)
         if parts[0] == "baseline" and len(parts) == 3:
             per_base.setdefault(parts[1], {})[parts[2]] = float(raw)

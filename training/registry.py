@@ -1,16 +1,20 @@
 """Register trained runs as model versions; promote and roll back champions.
 
 Conventions on a model version (all strings, as MLflow stores tags):
-    ``metric.<name>``            test metrics of the version (on its own test split)
-    ``baseline.<name>.<metric>`` baseline metrics on the same split
     ``data.<key>``               data fingerprint; ``data.split_hash`` names the test split
     ``study``                    Optuna study that produced the run
-The version's run also holds its metrics; tags win when both exist.
+The version's metrics live on its run: test metrics as ``<name>``, baselines on the same
+split as ``baseline.<baseline>.<metric>`` (metrics handed to :func:`register_run` are logged
+there). Versions registered before this carry them as ``metric.*``/``baseline.*`` tags,
+which readers still honour (a given non-finite metric, which a run cannot hold, is still
+tagged so). The version's description holds the card's headline metrics and
+a link to the card; the registered model gets a description when it is created.
 """
 
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass, is_dataclass, replace
 from typing import TYPE_CHECKING, Any
@@ -32,6 +36,7 @@ from training.aliases import (
     rollback_target,
 )
 from training.contenders import rescore_version, stored_contenders, version_metrics
+from training.describe import MODEL_DESCRIPTION, log_run_metrics, version_description
 from training.gate import GateRule
 from training.promotion import (
     Candidate,
@@ -111,8 +116,9 @@ def register_run(
             ``to_dict()`` or a dataclass; its ``split_hash`` names the test split); default:
             the run's ``data.*`` tags.
         study_name: Optuna study name to tag.
-        metrics: test metrics to tag; default: the run's metrics not named ``baseline.*``.
-        baselines: ``{baseline: {metric: value}}``; default: run metrics ``baseline.<b>.<m>``.
+        metrics: test metrics, logged on the run where it lacks them; default: the run's.
+        baselines: ``{baseline: {metric: value}}``, logged on the run as
+            ``baseline.<b>.<m>`` where it lacks them; default: the run's.
         artifact: name the model was logged under.
 
     Returns:
@@ -126,17 +132,15 @@ def register_run(
         run = client.get_run(run_id)
     except MlflowException as err:
         raise LookupError(f"MLflow run {run_id!r} not found at {client.tracking_uri}") from err
-    run_metrics = run.data.metrics
-    if metrics is None:
-        metrics = {k: v for k, v in run_metrics.items() if not k.startswith("baseline.")}
-    tags = _flat_tags("metric.", {k: repr(float(v)) for k, v in metrics.items()})
-    if baselines is None:
-        tags.update({k: repr(v) for k, v in run_metrics.items() if k.startswith("baseline.")})
-    else:
-        for base, values in baselines.items():
-            tags.update(
-                _flat_tags(f"baseline.{base}.", {m: repr(float(v)) for m, v in values.items()})
-            )
+    given = dict(metrics or {})
+    for base, values in (baselines or {}).items():
+        given.update({f"baseline.{base}.{m}": v for m, v in values.items()})
+    log_run_metrics(client, run_id, given, run.data.metrics)
+    run_metrics = {**run.data.metrics, **given}
+    # A run metric cannot be NaN: a given non-finite value stays a version tag, which wins.
+    bad = {k: repr(float(v)) for k, v in given.items() if not math.isfinite(float(v))}
+    tags: dict[str, str] = _flat_tags("metric.", {k: v for k, v in bad.items() if "." not in k})
+    tags.update({k: v for k, v in bad.items() if k.startswith("baseline.")})
     if data_fingerprint is None:
         tags.update({k: v for k, v in run.data.tags.items() if k.startswith("data.")})
     else:
@@ -144,9 +148,12 @@ def register_run(
     if study_name:
         tags["study"] = study_name
     if model_aliases(client, name) is None:
-        client.create_registered_model(name)
+        client.create_registered_model(name, description=MODEL_DESCRIPTION)
     source, model_id = _find_model_source(client, run, artifact)
-    version = client.create_model_version(name, source, run_id=run_id, tags=tags, model_id=model_id)
+    description = version_description(run_metrics, run, study_name, tags.get("data.split_hash"))
+    version = client.create_model_version(
+        name, source, run_id=run_id, tags=tags, model_id=model_id, description=description
+    )
     move_alias(
         client, name, CHALLENGER, str(version.version),
         command=invoked_command(), reason=f"registered run {run_id}",

@@ -15,6 +15,9 @@ from mlflow.data.meta_dataset import MetaDataset
 from core.config import ProjectConfig
 from core.dataset import PreparedData
 from core.splits import Splits
+from training.describe import EXPERIMENT_DESCRIPTION
+
+NOTE = "mlflow.note.content"  # the description MLflow's UI shows on experiments and runs
 
 
 def setup_tracking(config: ProjectConfig, experiment: str | None = None) -> str:
@@ -31,13 +34,16 @@ def setup_tracking(config: ProjectConfig, experiment: str | None = None) -> str:
     found = mlflow.get_experiment_by_name(name)
     if found is not None:
         mlflow.set_experiment(experiment_id=found.experiment_id)
+        if name == config.train.experiment and NOTE not in (found.tags or {}):
+            mlflow.set_experiment_tag(NOTE, EXPERIMENT_DESCRIPTION)  # older experiments
         return found.experiment_id
     location = None
     remote = paths.tracking_uri.startswith(("http://", "https://"))
     # A tracking server proxies artifacts itself unless a root was configured explicitly.
     if not (remote and not config.paths.artifact_root):
         location = f"{paths.artifact_root.rstrip('/')}/{name}"
-    exp_id = mlflow.create_experiment(name, artifact_location=location)
+    tags = {NOTE: EXPERIMENT_DESCRIPTION} if name == config.train.experiment else None
+    exp_id = mlflow.create_experiment(name, artifact_location=location, tags=tags)
     mlflow.set_experiment(experiment_id=exp_id)
     return exp_id
 

@@ -37,9 +37,10 @@ from training.progress import StudyProgress
 from training.search import suggest
 from training.streamed import StreamedSplits, evaluate_val, fit_inputs, write_streamed
 from training.text_data import text_channels
-from training.tracking import fingerprint_tags, finite_metrics
+from training.tracking import fingerprint_tags, finite_metrics, log_data_input
 
 HEARTBEAT_ENV = "INTEREST_OPTUNA_HEARTBEAT_S"
+DATA_SOURCE_ATTR = "data_source"  # study user attribute: the events' source, for each trial
 GRACE_ENV = "INTEREST_OPTUNA_GRACE_S"
 #: States that count towards ``train.trials``, whichever worker ran them.
 FINISHED = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED)
@@ -115,10 +116,12 @@ def make_objective(
     study_name: str,
     parent_run_id: str | None = None,
     streamed: StreamedSplits | None = None,
+    data_source: str | None = None,
 ) -> Objective:
     """Build ``objective(trial) -> validation primary metric`` with one nested run per trial.
 
     Runs nest under the active run or, in a worker process with none, under ``parent_run_id``.
+    Each run logs ``data_source`` (where the events came from) as its dataset input.
     A lost tracking server or database fails the trial with a
     :class:`~training.outage.ServiceOutage` naming it, which stops the study.
     """
@@ -144,6 +147,8 @@ def make_objective(
             trial.set_user_attr("mlflow_run_id", run.info.run_id)
             mlflow.log_params(plan.params())
             mlflow.set_tags(fingerprint_tags(data))
+            if data_source:
+                log_data_input(data, data_source)
 
             def on_epoch(epoch: int, model: keras.Model) -> dict[str, float]:
                 scores = evaluate_val(model, data, streamed)
@@ -227,6 +232,7 @@ def optimize_shared(
             study_name=study.study_name,
             parent_run_id=parent,
             streamed=streamed,
+            data_source=study.user_attrs.get(DATA_SOURCE_ATTR),
         )
         callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [full]
         if show_progress:

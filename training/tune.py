@@ -32,7 +32,7 @@ from training.tracking import (
     log_figure_html,
     setup_tracking,
 )
-from training.trials import open_study, optimize_shared
+from training.trials import DATA_SOURCE_ATTR, open_study, optimize_shared
 from training.workers import close_orphan_runs, run_local_workers, storage_warning
 
 
@@ -116,6 +116,7 @@ def run_study(
         run_name = None if parent_id else f"study-{name}"
         with tracked_run(config, run_id=parent_id, run_name=run_name):
             parent = mlflow.active_run().info.run_id
+            study.set_user_attr(DATA_SOURCE_ATTR, source)  # every trial run logs it as input
             if parent_id is None:
                 study.set_user_attr("mlflow_parent_run_id", parent)
                 mlflow.log_params({"study": name, "trials": config.train.trials})

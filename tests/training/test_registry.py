@@ -96,8 +96,7 @@ def test_register_tags_and_challenger_alias(config):
     assert str(mv.version) == "1" and mv.run_id == run_id
     assert mv.tags["study"] == "s1"
     assert mv.tags["data.split_hash"] == "h" and mv.tags["data.rows"] == "5"
-    assert float(mv.tags[f"metric.{METRIC}"]) == 0.3
-    assert float(mv.tags[f"baseline.popularity.{METRIC}"]) == 0.1
+    assert "recall_at_10: **0.3000**" in mv.description  # metrics: the run, the description
     assert aliases(config) == {"challenger": "1"}
     assert registered_champion(config) is None
 
@@ -262,3 +261,30 @@ def test_status_lists_versions_and_empty_stores(config):
     assert version["aliases"] == ["champion"] and version["metrics"][METRIC] == 0.3
     assert version["decision"] == "promoted"
     json.dumps(state)
+
+
+def test_descriptions_and_metrics_on_the_run_not_as_version_tags(config):
+    client = registry_client(config)
+    run_id = log_run(config, 0.3)
+    mv = register_run(config, run_id, study_name="s1", metrics={"ndcg_at_10": 0.25})
+    assert not [t for t in mv.tags if t.startswith(("metric.", "baseline."))]
+    logged = client.get_run(run_id).data.metrics
+    assert logged["ndcg_at_10"] == 0.25 and logged[METRIC] == 0.3  # given ones go to the run
+    text = mv.description
+    assert "Refit of study `s1`" in text and "split `split-a`" in text
+    assert f"- {METRIC}: **0.3000** (best baseline `popularity` 0.1000)" in text
+    assert "- ndcg_at_10: **0.2500**" in text
+    assert (
+        f"runs:/{run_id}/card/model_card.md" in text and "artifactPath/card/model_card.md" in text
+    )
+    model = client.get_registered_model(config.registry.model_name)
+    assert "champion" in model.description and "card/model_card.md" in model.description
+    # The gate and status read the metrics and baselines from the run.
+    first = promote_version(config, "challenger")
+    assert first.promote
+    v2 = str(register_run(config, log_run(config, 0.05, base=0.10)).version)
+    refused = promote_version(config, v2)
+    assert not refused.promote and any("popularity" in r for r in refused.reasons)
+    (model_row,) = status(config)["registered_models"]
+    row = next(v for v in model_row["versions"] if v["version"] == "1")
+    assert row["metrics"][METRIC] == 0.3

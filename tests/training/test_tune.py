@@ -71,6 +71,18 @@ def test_every_trial_is_a_nested_run_with_params_and_epoch_metrics(setup, first_
     assert "baseline.personal_decay.recall_at_10" in refit.data.metrics
     assert "recall_at_10" in refit.data.metrics
     assert parent.inputs.dataset_inputs[0].dataset.name == "synthetic-test"
+    assert trial.inputs.dataset_inputs[0].dataset.name == "synthetic-test"  # every trial too
+    # Integer params stay integers (``epochs 1``, not ``1.0``).
+    import dataclasses
+
+    from modelkit.model_config import ModelConfig
+
+    ints = {f.name for f in dataclasses.fields(ModelConfig) if f.type in (int, "int")}
+    logged = {k: trial.data.params[k] for k in ints if k in trial.data.params}
+    assert logged and all(v.lstrip("-").isdigit() for v in logged.values()), logged
+    assert parent.data.params["train.epochs"] == "1"
+    assert parent.data.params["train.batch_size"] == "128"
+    assert "nested run per trial" in exp.tags["mlflow.note.content"]  # the description
     artifacts = {a.path for a in client.list_artifacts(parent.info.run_id, "optuna")}
     assert "optuna/optimization_history.html" in artifacts
 
@@ -81,6 +93,8 @@ def test_refit_is_registered_as_challenger_with_bundle_and_card(setup, first_stu
     version = client.get_model_version(config.registry.model_name, first_study.version)
     assert version.tags["study"] == "t"
     assert version.tags["data.split_hash"]
+    assert not [t for t in version.tags if t.startswith(("metric.", "baseline."))]
+    assert "recall_at_10: **" in version.description and "card/model_card.md" in version.description
     bundle = {a.path for a in client.list_artifacts(version.run_id, "bundle")}
     assert {"bundle/model.keras", "bundle/vocab.json", "bundle/reference.parquet"} <= bundle
     card = {a.path for a in client.list_artifacts(version.run_id, "card")}
