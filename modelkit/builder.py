@@ -225,7 +225,10 @@ def build_model(config: ModelConfig, spec: FeatureSpec) -> keras.Model:
         counts = ActivityFeatures(name="activity_features")(
             inputs["age"], inputs["cat"], inputs["period_counts"]
         )
-        counts = keras.layers.BatchNormalization(name="activity_norm")(counts)
+        # synchronized: under a tf.distribute strategy the statistics are the global batch's,
+        # so data-parallel workers train the single-worker model (a no-op on one worker).
+        norm = keras.layers.BatchNormalization(name="activity_norm", synchronized=True)
+        counts = norm(counts)
         activity = keras.layers.Concatenate(name="hidden_with_activity")([hidden, counts])
     features = None
     if config.use_heuristic_heads:

@@ -226,7 +226,9 @@ def fit_model(
         The trained model with its per-epoch history.
     """
     keras.utils.set_random_seed(seed)
-    with strategy.scope() if strategy is not None else contextlib.nullcontext():
+    # Keras 3 reads the strategy from the scope when fit starts, not from the model.
+    scope = strategy.scope if strategy is not None else contextlib.nullcontext
+    with scope():
         model = compile_model(build_model(plan.model, spec), plan.model)
         result = FitResult(model=model)
         initialise_priors(model, plan, train)
@@ -242,7 +244,8 @@ def fit_model(
     callbacks = [_EpochCallback(on_epoch or (lambda _e, _m: {}), result.history)]
     start = time.perf_counter()
     if stream is not None:
-        model.fit(stream, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
+        with scope():
+            model.fit(stream, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
     else:
         # Only the inputs this model reads (data with text also feeds text-free plans).
         names = {t.name for t in model.inputs}

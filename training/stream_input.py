@@ -112,6 +112,7 @@ def shard_dataset(
     cycle: int = 4,
     seed: int = 0,
     shuffle: bool = True,
+    drop_remainder: bool = False,
 ) -> tf.data.Dataset:
     """``(inputs, targets)`` batches over ``paths`` for ``model.fit``, shuffled across shards.
 
@@ -123,6 +124,8 @@ def shard_dataset(
         cycle: shards read concurrently (interleaved block by block).
         seed: shuffling seed (epochs reshuffle from it).
         shuffle: False keeps the file and row order (evaluation).
+        drop_remainder: drop the last, smaller batch (data-parallel workers split every
+            batch into equal parts).
     """
     import tensorflow as tf
 
@@ -150,7 +153,7 @@ def shard_dataset(
             targets[head] = tf.reshape(targets[head], (-1, 1))
         return {k: row[k] for k in INPUT_NAMES}, targets
 
-    return data.batch(batch_size).map(split).prefetch(tf.data.AUTOTUNE)
+    return data.batch(batch_size, drop_remainder).map(split).prefetch(tf.data.AUTOTUNE)
 
 
 def sample_shards(paths: Sequence[Path], max_rows: int) -> SequenceArrays:
