@@ -144,10 +144,9 @@ def pip_requirements() -> list[str]:
 
 def package_dirs() -> list[str]:
     """The folders of the packages the model's code imports (its ``code_paths``)."""
-    import core
-    import modelkit
+    import importlib
 
-    return [str(Path(module.__file__).parent) for module in (core, modelkit)]
+    return [str(Path(importlib.import_module(p).__file__).parent) for p in _PACKAGES]
 
 
 def log_events_model(
