@@ -217,6 +217,10 @@ def run(
     rebuild: Annotated[
         bool, typer.Option(help="After a promotion, run interest bento import and build.")
     ] = False,
+    progress: Annotated[
+        bool,
+        typer.Option(help="Show the retraining's trials and refit stages (stderr, terminal)."),
+    ] = True,
 ) -> None:
     """Scheduled pass: drift check -> gated warm-start retrain -> new champion or refusal."""
     config = config_from(
@@ -241,6 +245,7 @@ def run(
             trials=trials or mon.retrain_trials,
             epochs=epochs or mon.retrain_epochs,
             timeout_s=retrain_timeout,
+            progress=progress,
         )
     try:
         start, end = _run_window(since, until, window, now)

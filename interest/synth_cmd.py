@@ -139,6 +139,9 @@ def generate(
             "CSV output is always generated in memory.",
         ),
     ] = 100_000,
+    progress: Annotated[
+        bool, typer.Option(help="Show users generated so far of a streamed run (stderr).")
+    ] = True,
 ) -> None:
     """Generate a synthetic event log and <stem>.truth.parquet beside it.
 
@@ -169,7 +172,12 @@ def generate(
     except ValueError as err:
         raise typer.BadParameter(str(err)) from None
     if out.suffix.lower() == ".parquet" and config.n_users > users_per_shard:
-        summary = write_synthetic_parquet(config, out, users_per_shard=users_per_shard)
+        from core.progress import counter, progress_enabled
+
+        with counter("generating", "users", progress_enabled(progress)) as advance:
+            summary = write_synthetic_parquet(
+                config, out, users_per_shard=users_per_shard, advance=advance
+            )
         typer.echo(summarize_stream(summary))
         typer.echo(f"wrote       {out} and {summary.truth_path} (one row per user)")
         return

@@ -67,6 +67,7 @@ class RetrainRequest:
     trials: int
     epochs: int | None = None
     timeout_s: float | None = None  # stop starting trials after this long
+    progress: bool = False  # draw the study's and the refit's progress (a terminal only)
 
 
 @dataclass
@@ -109,7 +110,7 @@ def retrain(config: ProjectConfig, request: RetrainRequest, study_name: str) -> 
     The test cutoff defaults to the last event minus the horizon, so the gate scores
     champion and challenger on the most recent labelled window.
     """
-    job = TrainRequest(data=request.data, warm_start=True, show_progress=False)
+    job = TrainRequest(data=request.data, warm_start=True, show_progress=request.progress)
     return train(retrain_config(config, request, study_name), job)
 
 

@@ -32,6 +32,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
+from core.progress import Advance
 from core.schema import CORE_BEHAVIORS
 from synthlogs.generator import SynthConfig, draw_world, generate_shard
 
@@ -117,6 +118,7 @@ def write_synthetic_parquet(
     users_per_shard: int = 100_000,
     row_group_rows: int = 1_000_000,
     truth: bool = True,
+    advance: Advance | None = None,
 ) -> SynthStreamSummary:
     """Generate ``config``'s events shard by shard and append them to one Parquet file.
 
@@ -129,6 +131,7 @@ def write_synthetic_parquet(
         users_per_shard: users generated at once; bounds peak memory.
         row_group_rows: maximum rows per Parquet row group.
         truth: also write the per-user truth table to :func:`truth_file` of ``path``.
+        advance: told ``(users written, users in all)`` after each shard (a progress bar).
 
     Returns:
         A :class:`SynthStreamSummary` of what was written.
@@ -145,7 +148,12 @@ def write_synthetic_parquet(
     partial_truth = path.with_name(f".{path.name}.truth.partial")
     try:
         tally = _write_shards(
-            config, partial, partial_truth if truth else None, users_per_shard, row_group_rows
+            config,
+            partial,
+            partial_truth if truth else None,
+            users_per_shard,
+            row_group_rows,
+            advance or (lambda _done, _total: None),
         )
     except BaseException:
         partial.unlink(missing_ok=True)
@@ -178,6 +186,7 @@ def _write_shards(
     truth_path: Path | None,
     users_per_shard: int,
     row_group_rows: int,
+    advance: Advance,
 ) -> _Tally:
     """Generate every shard and append its events (and user truth) to the open writers."""
     world = draw_world(config)
@@ -204,6 +213,7 @@ def _write_shards(
                 truth_writer.write_table(people, row_group_size=row_group_rows)
             tally.add(table, int(users["shifted"].sum()))
             del table, result
+            advance(first_user + n_users, config.n_users)
     finally:
         for open_writer in (writer, truth_writer):
             if open_writer is not None:

@@ -22,6 +22,7 @@ from core.config import ProjectConfig
 from core.dataset import PreparedData
 from core.predlog import prediction_columns
 from core.profile import summarize_arrays
+from core.progress import Say
 from core.textstats import text_profile
 from evaluation.calibration import calibrate_heads, expected_calibration_error
 from evaluation.samples import score_predictions
@@ -182,14 +183,25 @@ def refit_best(
     epochs: int,
     warm_start: keras.Model | None,
     study_name: str,
+    say: Say | None = None,
 ) -> RefitResult:
-    """Refit ``plan`` on train+validation, evaluate once on test, log everything (nested run)."""
+    """Refit ``plan`` on train+validation, evaluate once on test, log everything (nested run).
+
+    ``say`` hears each stage (``fitting: epoch 2/5``, ``scoring the baselines``, ...).
+    """
     import mlflow
+
+    say = say or (lambda _text: None)
+
+    def on_epoch(epoch: int, _model: keras.Model) -> dict[str, float]:
+        say(f"fitting: epoch {epoch + 1}/{epochs} done")
+        return {}
 
     with mlflow.start_run(run_name="refit-best", nested=True) as run:
         mlflow.log_params(plan.params())
         mlflow.set_tags({**fingerprint_tags(data), "optuna.study": study_name, "role": "refit"})
         trainval = SequenceArrays.concat([data.train, data.val])
+        say(f"fitting {epochs} epochs")
         with tempfile.TemporaryDirectory(prefix="shards-") as shards:
             streamed = None
             if config.train.input == "stream":  # tf.data over train + validation shards
@@ -204,15 +216,18 @@ def refit_best(
                 seed=config.train.seed,
                 pretrain_epochs=config.train.pretrain_epochs,
                 warm_start=warm_start,
+                on_epoch=on_epoch,
             )
         for epoch, row in enumerate(result.history):
             mlflow.log_metrics(finite_metrics(row, prefix="train_"), step=epoch)
+        say("scoring the test split")
         raw = predict_arrays(result.model, data.test)
         calibration, pred, calibration_metrics = calibrate(
             config, data, plan, epochs, raw, warm_start
         )
         # score_predictions adds the repeat/explore recall split to the mean metrics.
         metrics = {**score_predictions(pred, data.test).metrics, **calibration_metrics}
+        say("scoring the baselines on the same split")
         suite = run_baselines(config, events, data, data.test)
         baseline_pred, baselines = suite.preds, suite.metrics
         mlflow.log_params(suite.flat_params())
@@ -230,6 +245,7 @@ def refit_best(
             # Serving maps raw buy/churn through evaluation.calibration.apply_calibration.
             "calibration": calibration,
         }
+        say("logging the bundle, the MLflow model and the model card")
         log_model_artifacts(
             config,
             result.model,

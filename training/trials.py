@@ -25,6 +25,7 @@ from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
 
 from core.config import ProjectConfig
 from core.dataset import PreparedData
+from core.progress import progress_enabled
 from training.fit import fit_model
 from training.outage import (
     FAILURE_ATTR,
@@ -235,7 +236,7 @@ def optimize_shared(
             data_source=study.user_attrs.get(DATA_SOURCE_ATTR),
         )
         callbacks: list[Callable[[optuna.Study, optuna.trial.FrozenTrial], None]] = [full]
-        if show_progress:
+        if progress_enabled(show_progress):  # a terminal only: logs get no bars
             callbacks.append(stack.enter_context(StudyProgress(study, config.train.trials)))
         study.optimize(
             objective, n_trials=n_trials, timeout=config.train.timeout_s, callbacks=callbacks

@@ -8,6 +8,7 @@ alias moves unless every step before it succeeded.
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from dataclasses import dataclass, field
 from typing import Any
@@ -20,6 +21,7 @@ from optuna.visualization import plot_optimization_history, plot_param_importanc
 
 from core.config import ProjectConfig
 from core.dataset import PreparedData, prepare_refit_data
+from core.progress import progress_enabled, stage_line
 from training.outage import OutageGuard, tracked_run
 from training.promotion import PromotionDecision
 from training.refit import RefitResult, gate_and_register, refit_best
@@ -104,7 +106,10 @@ def run_study(
     if caution:
         warnings.warn(caution, RuntimeWarning, stacklevel=2)
     # A lost tracking server or database stops the job with one clear ServiceOutage.
-    with OutageGuard(config, name, stage="opening the study") as guard:
+    with (
+        OutageGuard(config, name, stage="opening the study") as guard,
+        contextlib.ExitStack() as stack,  # the refit's progress line, until the gate is done
+    ):
         setup_tracking(config)
         study = open_study(config, name, resume=resume, seed=config.train.seed)
         if resume:
@@ -160,6 +165,9 @@ def run_study(
                 n_pruned=len(finished) - len(complete),
             )
             guard.stage = f"refitting trial {best.number}"
+            line = stage_line(f"refit of trial {best.number}", progress_enabled(show_progress))
+            say = stack.enter_context(line)
+            say("preparing train + validation")
             plan = TrialPlan.from_params(best.params)
             epochs = int(best.user_attrs.get("epochs", config.train.epochs))
             # The refit learns on train + validation, so its vocabulary covers both; a warm
@@ -177,10 +185,12 @@ def run_study(
                 epochs=epochs,
                 warm_start=warm_start,
                 study_name=name,
+                say=say,
             )
             outcome.refit = refit
         if register:
             guard.stage, guard.registering = "registering the refit model", True
+            say("registering it and running the promotion gate")
             outcome.version, outcome.decision = gate_and_register(
                 config, events, data, refit, study_name=name
             )
