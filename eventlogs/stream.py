@@ -33,6 +33,7 @@ import pyarrow as pa
 
 from core.config import ProjectConfig
 from core.dataset import DataFingerprint
+from core.progress import Say
 from core.splits import Splits
 from core.vocab import Vocabulary, vocabulary_from_counts
 from eventlogs.buckets import (
@@ -87,6 +88,7 @@ def prepare_streaming(
     rows_per_bucket: int = 3_000_000,
     batch_rows: int = 1_000_000,
     vocab: Vocabulary | None = None,
+    say: Say | None = None,
 ) -> StreamReport:
     """Build train/val/test shards from a canonical CSV or Parquet file, out of core.
 
@@ -100,6 +102,7 @@ def prepare_streaming(
             fit in memory.
         batch_rows: rows per read batch.
         vocab: reuse this vocabulary instead of fitting one.
+        say: hears each pass and bucket (``features: bucket 3/34``), for a progress line.
 
     Returns:
         The :class:`StreamReport` (also written to ``out/report.json``).
@@ -109,10 +112,13 @@ def prepare_streaming(
         ValueError: on leaky or history-less splits, or a split without samples.
     """
     start, stages = time.perf_counter(), {}
+    say = say or (lambda _text: None)
     source, out = Path(source), Path(out)
     out.mkdir(parents=True, exist_ok=True)
+    say("scanning timestamps")
     rows, mode = scan_times(source, file_columns(source), batch_rows)
     n_buckets = max(1, math.ceil(rows / rows_per_bucket))
+    say(f"partitioning {rows:,} rows into {n_buckets} time buckets")
     stages["scan_s"] = time.perf_counter() - start
     data = config.data
     window = tuple(
@@ -135,6 +141,7 @@ def prepare_streaming(
         )
         stages["partition_s"] = time.perf_counter() - start - sum(stages.values())
         logger.info("partitioned %s rows into %s buckets", part.rows_read, len(part.buckets))
+        say("counting categories and checking drops")
         report = start_report(part, source)
         splits = splits_of(part, config)
         counts, content, kept = _count(part, splits, window, drop_duplicates, report)
@@ -142,7 +149,7 @@ def prepare_streaming(
         if vocab is None:
             vocab = vocabulary_from_counts(counts[counts > 0], config.features)
         stages["count_s"] = time.perf_counter() - start - sum(stages.values())
-        samples = _write_features(part, splits, vocab, config, window, drop_duplicates, out)
+        samples = _write_features(part, splits, vocab, config, window, drop_duplicates, out, say)
         stages["features_s"] = time.perf_counter() - start - sum(stages.values())
     fingerprint = finish_output(out, name, config, vocab, splits, samples, kept, content)
     result = StreamReport(
@@ -199,12 +206,14 @@ def _write_features(
     window: tuple[int | None, int | None],
     drop_duplicates: bool,
     out: Path,
+    say: Say,
 ) -> dict[str, int]:
     """Pass 4: features of one bucket at a time, each split written as one shard."""
     clear_shards(out)
     lut = vocab.encode(np.asarray(part.categories, dtype=object))
     samples = dict.fromkeys(SPLITS, 0)
     for index, path in enumerate(part.buckets):
+        say(f"features: bucket {index + 1}/{len(part.buckets)}")
         table, _, _ = _read_bucket(path, window, drop_duplicates)
         for split_name, n in bucket_features(table, index, lut, splits, vocab, config, out).items():
             samples[split_name] += n

@@ -99,6 +99,9 @@ def build(
     threads: Annotated[
         bool, typer.Option(help="--engine dask: local workers as threads, not processes.")
     ] = False,
+    progress: Annotated[
+        bool, typer.Option(help="Show the pass and time bucket being built (stderr).")
+    ] = True,
 ) -> None:
     """Load events, split them by time, and save train/val/test arrays with their artifacts."""
     config = config_from(
@@ -113,16 +116,20 @@ def build(
         raise fail(f"--engine {engine!r}: choose memory, stream or dask")
     if streaming or engine != "memory":
         dask = (scheduler, workers, not threads) if engine == "dask" else None
-        _build_streaming(path, out, config, name or path.stem, dask)
+        _build_streaming(path, out, config, name or path.stem, dask, progress)
         return
     from core.dataset import prepare_dataset
+    from core.progress import progress_enabled, stage_line
     from eventlogs.loaders import load_events
 
     start = time.perf_counter()
     try:
-        loaded = load_events(path, config.data)
-        echo_err(f"loaded {len(loaded.events):,} events from {path}")
-        data = prepare_dataset(loaded.events, config, name or path.stem)
+        with stage_line("features", progress_enabled(progress)) as say:
+            say(f"loading {path}")
+            loaded = load_events(path, config.data)
+            echo_err(f"loaded {len(loaded.events):,} events from {path}")
+            say(f"building sequences from {len(loaded.events):,} events")
+            data = prepare_dataset(loaded.events, config, name or path.stem)
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from exc
     save_prepared(data, out)
@@ -136,19 +143,25 @@ def _build_streaming(
     config: ProjectConfig,
     name: str,
     dask: tuple[str | None, int, bool] | None = None,
+    progress: bool = True,
 ) -> None:
-    """Out of core: the single-machine pass, or ``dask`` = (scheduler, workers, processes)."""
+    """Out of core: the single-machine pass, or ``dask`` = (scheduler, workers, processes).
+
+    ``progress``: draw the pass and bucket being built (a terminal only).
+    """
     if config.data.format != "canonical":
         raise fail(
             f"{path}: --streaming reads only the canonical format, not {config.data.format!r}; "
             f"convert it first: interest data validate {path} --format {config.data.format} "
             "--out events.parquet, then pass events.parquet with --format canonical"
         )
+    from core.progress import progress_enabled, stage_line
     from eventlogs.stream import prepare_streaming
 
     try:
         if dask is None:
-            report = prepare_streaming(path, config, name, out)
+            with stage_line("features", progress_enabled(progress)) as say:
+                report = prepare_streaming(path, config, name, out, say=say)
         else:
             from eventlogs.dask_features import dask_client, prepare_dask
 

@@ -116,7 +116,13 @@ def test_window_and_duplicates_match_clean_events(dirty, tmp_path, monkeypatch):
 
     events = conform(clean_events(frame, report, config.data, drop_duplicates=True))
     expected = prepare_dataset(events, config, "synth")
-    streamed = prepare_streaming(path, config, "synth", tmp_path / "out", rows_per_bucket=5_000)
+    heard: list[str] = []  # what a progress line is told
+    streamed = prepare_streaming(
+        path, config, "synth", tmp_path / "out", rows_per_bucket=5_000, say=heard.append
+    )
+    buckets = [f"features: bucket {i}/{streamed.buckets}" for i in range(1, streamed.buckets + 1)]
+    assert heard[0] == "scanning timestamps" and heard[-len(buckets) :] == buckets
+    assert streamed.buckets > 1
     assert streamed.dropped == report.dropped and report.dropped["duplicate"] > 0
     assert report.dropped["outside_window"] > 0
     assert streamed.fingerprint.to_dict() == expected.fingerprint.to_dict()
