@@ -33,7 +33,7 @@ def char_stats(texts: Sequence[object]) -> tuple[np.ndarray, np.ndarray]:
         if isinstance(text, str) and text:
             present[i] = True
             out[i, 0] = len(text)
-            out[i, 1] = sum(ord(ch) > 127 for ch in text) / len(text)
+            out[i, 1] = (len(text) - len(text.encode("ascii", "ignore"))) / len(text)
     return out, present
 
 

@@ -19,6 +19,10 @@ import keras
 import numpy as np
 
 _NON_WORD = re.compile(r"\W+", re.UNICODE)
+#: Up to this many texts, look words up in a dict: the Keras layer's eager call costs about
+#: 6 ms whatever the batch (a serving request), the dict a few microseconds per text. Both
+#: give the same ids (after ``normalize_text`` words are separated by single spaces).
+SMALL_TEXTS = 64
 
 
 def normalize_text(value: object) -> str:
@@ -51,6 +55,7 @@ class TextVectorizer:
 
     def __post_init__(self) -> None:
         self._layer: keras.layers.TextVectorization | None = None
+        self._ids: dict[str, int] | None = None
 
     @property
     def size(self) -> int:
@@ -86,12 +91,28 @@ class TextVectorizer:
     def encode(self, texts: Sequence[object] | np.ndarray) -> np.ndarray:
         """``(E, tokens_per_text)`` int32 token ids; missing or empty text is all 0."""
         cleaned = _clean(texts)
+        if len(cleaned) <= SMALL_TEXTS:
+            return self.encode_small(cleaned)
+        return self.encode_keras(cleaned)
+
+    def encode_keras(self, cleaned: list[str]) -> np.ndarray:
+        """Token ids of normalised texts through the Keras ``TextVectorization`` layer."""
         if not cleaned:
             return np.zeros((0, self.tokens_per_text), np.int32)
         ids = np.asarray(self.layer()(np.array(cleaned, dtype=object)), dtype=np.int32)
         if not self.vocabulary:  # the placeholder word must not count as known
             ids = np.where(ids > 0, 1, 0).astype(np.int32)
         return ids
+
+    def encode_small(self, cleaned: list[str]) -> np.ndarray:
+        """Token ids of normalised texts by dict lookup (the same ids as :meth:`encode_keras`)."""
+        if self._ids is None:
+            self._ids = {w: i + 2 for i, w in enumerate(self.vocabulary)}
+        out = np.zeros((len(cleaned), self.tokens_per_text), np.int32)
+        for row, text in enumerate(cleaned):
+            words = text.split(" ")[: self.tokens_per_text] if text else []
+            out[row, : len(words)] = [self._ids.get(w, 1) for w in words]
+        return out
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (the bundle's ``text.json`` holds one per channel)."""

@@ -8,6 +8,7 @@ training used, so a request vectorises exactly as its training samples did.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -17,6 +18,8 @@ import pandas as pd
 from core.arrays import TEXT_INPUT_NAMES, SequenceArrays
 from modelkit.text_features import attach_text, event_tokens
 
+_WORD = re.compile(r"\w", re.UNICODE)
+
 
 def reads_text(bundle: Any) -> bool:
     """Whether the bundle's model has a text input (and the bundle the vectorisers)."""
@@ -25,13 +28,37 @@ def reads_text(bundle: Any) -> bool:
     return any(name in bundle.predictor.input_specs for name in TEXT_INPUT_NAMES)
 
 
-def request_events(keys: Sequence[str], requests: Sequence[Any]) -> pd.DataFrame:
-    """The requests' events with the columns the text channels read (user ids = ``keys``)."""
-    rows = [
-        (key, e.timestamp, e.text, e.item_text, e.brand, e.price)
-        for key, request in zip(keys, requests, strict=True)
-        for e in request.events
-    ]
+def readable_texts(events: Sequence[Any], max_texts: int) -> set[int]:
+    """Positions of the ``max_texts`` newest events whose text has a word.
+
+    Only those can reach the model (:func:`core.textbag.history_tokens` reads the newest
+    texts before the cutoff, and every request event precedes its cutoff), so the rest are
+    never vectorised: a long review history costs what its latest reviews cost.
+    """
+    order = sorted(range(len(events)), key=lambda i: (events[i].timestamp, i), reverse=True)
+    kept: set[int] = set()
+    for i in order:
+        if len(kept) == max_texts:
+            break
+        if events[i].text and _WORD.search(events[i].text):  # normalize_text keeps words
+            kept.add(i)
+    return kept
+
+
+def request_events(
+    keys: Sequence[str], requests: Sequence[Any], max_texts: int | None = None
+) -> pd.DataFrame:
+    """The requests' events with the columns the text channels read (user ids = ``keys``).
+
+    With ``max_texts``, event texts the model cannot read are left out (see
+    :func:`readable_texts`).
+    """
+    rows = []
+    for key, request in zip(keys, requests, strict=True):
+        kept = None if max_texts is None else readable_texts(request.events, max_texts)
+        for i, e in enumerate(request.events):
+            text = e.text if kept is None or i in kept else None
+            rows.append((key, e.timestamp, text, e.item_text, e.brand, e.price))
     frame = pd.DataFrame(
         rows, columns=["user_id", "timestamp", "text", "item_text", "brand", "price"]
     )
@@ -49,7 +76,7 @@ def attach_request_text(
         ``(E, L)`` token ids of the events' own text (for the prediction log's text
         summaries), or ``None`` when the bundle has no event-text vectoriser.
     """
-    events = request_events(keys, requests)
+    events = request_events(keys, requests, bundle.text.settings.history_texts)
     tokens = event_tokens(bundle.text, events)
     wanted = {k: v for k, v in tokens.items() if k in bundle.predictor.input_specs}
     attach_text(arrays, events, bundle.text, bundle.feature_config, wanted)

@@ -94,3 +94,15 @@ def test_requests_without_text_still_predict(bundle):
 def test_over_long_text_is_a_validation_error():
     with pytest.raises(ValueError, match="text"):
         PredictRequest.model_validate({"events": [{**_events("d", 1)[0], "text": "x" * 20_001}]})
+
+
+def test_long_histories_vectorise_only_the_readable_texts_with_the_same_result(bundle):
+    events = _events("e", 14)
+    events[-1] = {**events[-1], "text": "!!!"}  # no word: never read, the next one is
+    request = PredictRequest.model_validate({"events": events})
+    enc = encode_requests([request], bundle, ServingConfig(), NOW)
+    frame = events_frame(["k0"], [request])
+    ref = build_features(frame, [pd.Timestamp(NOW)], bundle.vocab, CONFIG, with_labels=False)
+    attach_text(ref, frame, bundle.text, CONFIG)
+    np.testing.assert_array_equal(enc.arrays.text_tokens, ref.text_tokens)
+    np.testing.assert_array_equal(enc.arrays.attr_tokens, ref.attr_tokens)
