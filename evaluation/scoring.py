@@ -34,7 +34,7 @@ def bundle_arrays(bundle: Bundle, events: pd.DataFrame, cutoff: pd.Timestamp) ->
     arrays = build_features(events, [cutoff], bundle.vocab, bundle.feature_config)
     if len(arrays) == 0:
         raise ValueError(f"no user has events before the cutoff {cutoff}")
-    if bundle.text is not None and reads_text(bundle.model):
+    if getattr(bundle, "text", None) is not None and reads_text(bundle.model):
         attach_text(arrays, events, bundle.text, bundle.feature_config)
     return arrays
 

@@ -168,7 +168,7 @@ def score_encoded(
         ValueError: the model reads text and ``events`` is not given.
     """
     arrays = build_features(enc, [cutoff], bundle.vocab, bundle.feature_config, with_labels=False)
-    if bundle.text is not None and reads_text(bundle.model):
+    if getattr(bundle, "text", None) is not None and reads_text(bundle.model):
         if events is None:
             raise ValueError("this model reads text: score it from the events frame")
         attach_text(arrays, events, bundle.text, bundle.feature_config)

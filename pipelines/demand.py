@@ -138,7 +138,7 @@ def forecast_demand(
     arrays = build_features(events, [cutoff], bundle.vocab, config, with_labels=False)
     if len(arrays) == 0:
         raise ValueError(f"no user has events before the cutoff {cutoff}")
-    if bundle.text is not None and reads_text(bundle.model):
+    if getattr(bundle, "text", None) is not None and reads_text(bundle.model):
         attach_text(arrays, events, bundle.text, config)
     pred = bundle.predict(arrays.inputs())
     n_buckets = bundle.spec.n_buckets
