@@ -16,7 +16,8 @@ import yaml
 from core.config import ProjectConfig
 from eventlogs.stream import prepare_streaming
 from synthlogs.generator import SynthConfig, generate_events
-from training.distributed import cluster_from_env, tf_config
+from training.distributed import cluster_from_env, fit_shards, tf_config
+from training.search import TrialPlan
 
 pytestmark = pytest.mark.slow
 INTEREST = str(Path(sys.executable).parent / "interest")
@@ -56,23 +57,27 @@ def test_cluster_from_env_reads_tf_config():
         cluster_from_env({"TF_CONFIG": "{not json"})
 
 
-def test_two_workers_match_one(tmp_path):
+def test_two_workers_match_one(tmp_path, monkeypatch):
     events = generate_events(SynthConfig(n_users=150, n_days=14, seed=3)).events
     events.to_parquet(tmp_path / "events.parquet")
     config = ProjectConfig.model_validate(SETTINGS)
     prepare_streaming(tmp_path / "events.parquet", config, "mw", tmp_path / "shards")
     (tmp_path / "config.yaml").write_text(yaml.safe_dump(SETTINGS))
     (tmp_path / "plan.json").write_text(json.dumps(PLAN))
-    single = _fit(tmp_path, tmp_path / "single", {})
     hosts = [f"127.0.0.1:{p}" for p in _free_ports(2)]
     workers = [
         _fit(tmp_path, tmp_path / f"worker{i}", {"TF_CONFIG": tf_config(hosts, i)})
         for i in range(2)
     ]
-    logs = [p.communicate(timeout=240)[0].decode() for p in (single, *workers)]
-    for proc, log in zip((single, *workers), logs, strict=True):
+    # The single-worker reference runs in this process (no TF_CONFIG) meanwhile.
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    alone = fit_shards(
+        config, tmp_path / "shards", TrialPlan.from_params(PLAN), tmp_path / "single"
+    )
+    logs = [p.communicate(timeout=240)[0].decode() for p in workers]
+    for proc, log in zip(workers, logs, strict=True):
         assert proc.returncode == 0, log[-3000:]
-    assert "on 2 worker(s)" in logs[1] and "on 1 worker(s)" in logs[0]
+    assert "on 2 worker(s)" in logs[0] and alone.workers == 1
     assert not (tmp_path / "worker1" / "model.keras").exists()  # only the chief writes
     one = np.load(tmp_path / "single" / "pred_sample.npz")
     two = np.load(tmp_path / "worker0" / "pred_sample.npz")
