@@ -78,7 +78,7 @@ def test_unshuffled_stream_trains_the_same_weights_as_arrays(arrays, tiny_spec, 
     a.fit(arrays.inputs(), fit_targets(arrays), batch_size=32, epochs=1, shuffle=False, verbose=0)
     keras.utils.set_random_seed(0)
     b = compile_model(build_model(CONFIG, tiny_spec), CONFIG)
-    b.fit(shard_dataset(paths, batch_size=32, shuffle=False), epochs=1, verbose=0)
+    b.fit(shard_dataset(paths, batch_size=32, shuffle=False), epochs=1, shuffle=False, verbose=0)
     for wa, wb in zip(a.get_weights(), b.get_weights(), strict=True):
         np.testing.assert_allclose(wa, wb, rtol=1e-5, atol=1e-6)
 
