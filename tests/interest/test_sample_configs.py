@@ -14,6 +14,7 @@ CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 SAMPLES = {
     "taobao": "taobao_userbehavior/user_behavior.csv",
     "tmall": "tmall_2014_brand_log/t_alibaba_data.csv",
+    "amazon_reviews": "amazon_musical_instruments_5core/reviews.csv",
 }
 
 
