@@ -9,6 +9,7 @@ bucket's rows come from, so their outputs are the same arrays.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -17,15 +18,27 @@ import pyarrow as pa
 
 from core.config import ProjectConfig
 from core.dataset import HASHED_COLUMNS, DataFingerprint, digest_rows
-from core.encoding import encode_codes
+from core.encoding import EncodedEvents, encode_codes
 from core.features import build_features, feature_spec
 from core.splits import Splits, splits_from_range
 from core.vocab import Vocabulary
 from eventlogs.partition import PartitionResult
 from eventlogs.stream_io import save_part
-from eventlogs.validation import DROP_REASONS, ValidationReport
+from eventlogs.validation import DROP_REASONS, ValidationReport, window_bound
 
 SPLITS = ("train", "val", "test")
+
+Window = tuple[int | None, int | None]  # data.window_start/end in ns; None is open
+BucketCount = tuple[np.ndarray, int, int, int, int]  # see count_kept
+
+
+def window_of(config: ProjectConfig) -> Window:
+    """``data.window_start``/``window_end`` as ns since the epoch (``None`` where unset)."""
+    bounds = (
+        window_bound(config.data.window_start, "window_start"),
+        window_bound(config.data.window_end, "window_end"),
+    )
+    return tuple(None if b is None else b.value for b in bounds)  # type: ignore[return-value]
 
 
 def splits_of(part: PartitionResult, config: ProjectConfig) -> Splits:
@@ -49,7 +62,7 @@ def start_report(part: PartitionResult, source: Path) -> ValidationReport:
 
 
 def filter_bucket(
-    table: pa.Table, window: tuple[int | None, int | None], drop_duplicates: bool
+    table: pa.Table, window: Window, drop_duplicates: bool
 ) -> tuple[pa.Table, int, int]:
     """Return a bucket's kept rows, and its duplicate and outside-window counts."""
     keep = np.ones(table.num_rows, dtype=bool)
@@ -75,12 +88,65 @@ def count_bucket(table: pa.Table, splits: Splits, n_categories: int) -> tuple[np
     return counts, int(table.column("row_hash").to_numpy().sum(dtype=np.uint64))
 
 
+def read_bucket(path: Path) -> pa.Table:
+    """All rows of one bucket file written by :mod:`eventlogs.partition`."""
+    return pa.ipc.open_stream(str(path)).read_all()
+
+
+def count_kept(
+    table: pa.Table, window: Window, drop_duplicates: bool, splits: Splits, n_categories: int
+) -> BucketCount:
+    """Pass 3 for one bucket: (category counts, row-hash sum, kept rows, duplicates, outside)."""
+    table, duplicates, outside = filter_bucket(table, window, drop_duplicates)
+    counts, total = count_bucket(table, splits, n_categories)
+    return counts, total, table.num_rows, duplicates, outside
+
+
+def sum_counts(
+    counted: Iterable[BucketCount], categories: list[str], report: ValidationReport
+) -> tuple[pd.Series, int, int]:
+    """Pass 3 over all buckets: category counts, content-hash sum and kept rows.
+
+    Duplicate and outside-window drops and ``rows_kept`` are added to ``report``.
+    """
+    counts = np.zeros(len(categories), dtype=np.int64)
+    total, kept = 0, 0
+    for bucket_counts, bucket_total, n, duplicates, outside in counted:
+        counts += bucket_counts
+        total, kept = total + bucket_total, kept + n
+        report.dropped["duplicate"] += duplicates
+        report.dropped["outside_window"] += outside
+    report.rows_kept = kept
+    return pd.Series(counts, index=pd.Index(categories, dtype=object)), total % 2**64, kept
+
+
 def clear_shards(out: Path) -> None:
     """Create the split folders and remove old ``part-*.npz`` shards from them."""
     for split_name in SPLITS:
         (out / split_name).mkdir(parents=True, exist_ok=True)
         for old in (out / split_name).glob("part-*.npz"):
             old.unlink()
+
+
+def encode_bucket(table: pa.Table, lut: np.ndarray, vocab: Vocabulary) -> EncodedEvents:
+    """A bucket's kept rows as encoded events, users in name order.
+
+    Args:
+        table: kept rows (:func:`filter_bucket`), ``cat`` as codes ``lut`` maps to ``vocab``.
+    """
+    users = table.column("user_id").combine_chunks().dictionary_encode()
+    names = users.dictionary.to_numpy(zero_copy_only=False).astype(object)
+    order = names.argsort(kind="stable")
+    rank = np.empty(order.size, dtype=np.int64)
+    rank[order] = np.arange(order.size)
+    return encode_codes(
+        rank[users.indices.to_numpy()],
+        names[order],
+        table.column("time").to_numpy(),
+        lut[table.column("cat").to_numpy()],
+        table.column("beh").to_numpy(),
+        vocab,
+    )
 
 
 def bucket_features(
@@ -102,20 +168,8 @@ def bucket_features(
     if table.num_rows == 0:
         return samples
     cutoffs = {"train": splits.train, "val": [splits.val], "test": [splits.test]}
-    users = table.column("user_id").combine_chunks().dictionary_encode()
-    names = users.dictionary.to_numpy(zero_copy_only=False).astype(object)
-    order = names.argsort(kind="stable")
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size)
-    encoded = encode_codes(
-        rank[users.indices.to_numpy()],
-        names[order],
-        table.column("time").to_numpy(),
-        lut[table.column("cat").to_numpy()],
-        table.column("beh").to_numpy(),
-        vocab,
-    )
-    del table, users
+    encoded = encode_bucket(table, lut, vocab)
+    del table
     for split_name in SPLITS:
         arrays = build_features(encoded, cutoffs[split_name], vocab, config.features)
         samples[split_name] = len(arrays)

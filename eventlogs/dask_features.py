@@ -20,9 +20,7 @@ machine, or a shared file system on a real cluster).
 from __future__ import annotations
 
 import contextlib
-import json
 import math
-import resource
 import tempfile
 import time
 from collections.abc import Iterator
@@ -30,7 +28,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -40,19 +37,23 @@ from core.splits import Splits
 from core.vocab import Vocabulary, vocabulary_from_counts
 from eventlogs.buckets import (
     SPLITS,
+    BucketCount,
+    Window,
     bucket_features,
     clear_shards,
-    count_bucket,
+    count_kept,
     filter_bucket,
     finish_output,
     splits_of,
     start_report,
+    sum_counts,
+    window_of,
 )
 from eventlogs.formats import FORMATS
 from eventlogs.partition import PartitionResult, partition_batches
-from eventlogs.stream import StreamReport
+from eventlogs.stream import StreamReport, write_report
 from eventlogs.stream_io import file_columns, is_parquet, iter_batches, scan_times
-from eventlogs.validation import DataValidationError, check_drop_share, window_bound
+from eventlogs.validation import DataValidationError, check_drop_share
 
 Piece = tuple[str, np.ndarray]  # a map task's bucket file, and its category codes -> global
 
@@ -118,7 +119,7 @@ def _map_partition(
     n_buckets: int,
     batch_rows: int,
     time_mode: str,
-    window: tuple[int | None, int | None],
+    window: Window,
     all_columns: bool,
 ) -> PartitionResult:
     columns = list(part.names) if all_columns else list(REQUIRED_COLUMNS)
@@ -145,15 +146,9 @@ def _read_pieces(pieces: list[Piece]) -> pa.Table:
 
 
 def _count_bucket(
-    pieces: list[Piece],
-    window: tuple[int | None, int | None],
-    drop_duplicates: bool,
-    splits: Splits,
-    n_categories: int,
-) -> tuple[np.ndarray, int, int, int, int]:
-    table, duplicates, outside = filter_bucket(_read_pieces(pieces), window, drop_duplicates)
-    counts, total = count_bucket(table, splits, n_categories)
-    return counts, total, table.num_rows, duplicates, outside
+    pieces: list[Piece], window: Window, drop_duplicates: bool, splits: Splits, n_categories: int
+) -> BucketCount:
+    return count_kept(_read_pieces(pieces), window, drop_duplicates, splits, n_categories)
 
 
 def _features_bucket(pieces: list[Piece], index: int, *args: object) -> dict[str, int]:
@@ -218,13 +213,7 @@ def prepare_dask(
     parts = parquet_partitions(source, batch_rows)
     rows, mode = _time_mode(source, parts, batch_rows)
     n_buckets = max(1, math.ceil(rows / rows_per_bucket))
-    window = tuple(
-        None if b is None else b.value
-        for b in (
-            window_bound(config.data.window_start, "window_start"),
-            window_bound(config.data.window_end, "window_end"),
-        )
-    )
+    window = window_of(config)
     drop_duplicates = FORMATS["canonical"].drop_duplicates
     stages["scan_s"] = time.perf_counter() - start
     with tempfile.TemporaryDirectory(prefix="dask-", dir=work_dir or out) as tmp:
@@ -251,18 +240,10 @@ def prepare_dask(
         n_cat = len(merged.categories)
         args = (window, drop_duplicates, splits, n_cat)
         counted = client.gather([client.submit(_count_bucket, p, *args) for p in buckets])
-        counts = np.zeros(n_cat, dtype=np.int64)
-        content, kept = 0, 0
-        for bucket_counts, total, n, duplicates, outside in counted:
-            counts += bucket_counts
-            content, kept = content + total, kept + n
-            report.dropped["duplicate"] += duplicates
-            report.dropped["outside_window"] += outside
-        report.rows_kept, content = kept, content % 2**64
+        counts, content, kept = sum_counts(counted, merged.categories, report)
         check_drop_share(report, config.data.max_drop_share)
         if vocab is None:
-            series = pd.Series(counts, index=pd.Index(merged.categories, dtype=object))
-            vocab = vocabulary_from_counts(series[series > 0], config.features)
+            vocab = vocabulary_from_counts(counts[counts > 0], config.features)
         stages["count_s"] = time.perf_counter() - start - sum(stages.values())
         clear_shards(out)
         lut = vocab.encode(np.asarray(merged.categories, dtype=object))
@@ -273,22 +254,7 @@ def prepare_dask(
         samples = {s: sum(w[s] for w in written) for s in SPLITS}
         stages["features_s"] = time.perf_counter() - start - sum(stages.values())
     fingerprint = finish_output(out, name, config, vocab, splits, samples, kept, content)
-    result = StreamReport(
-        source=str(source),
-        out=str(out),
-        rows_read=merged.rows_read,
-        rows_kept=kept,
-        dropped=dict(report.dropped),
-        notes=report.notes,
-        samples=samples,
-        buckets=n_buckets,
-        seconds=time.perf_counter() - start,
-        peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-        fingerprint=fingerprint,
-        stage_seconds={k: round(v, 2) for k, v in stages.items()},
-    )
-    (out / "report.json").write_text(json.dumps(result.to_dict(), indent=1, sort_keys=True))
-    return result
+    return write_report(source, out, merged, report, samples, n_buckets, start, stages, fingerprint)
 
 
 def _merge(

@@ -28,8 +28,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import pandas as pd
-import pyarrow as pa
 
 from core.config import ProjectConfig
 from core.dataset import DataFingerprint
@@ -38,20 +36,24 @@ from core.splits import Splits
 from core.vocab import Vocabulary, vocabulary_from_counts
 from eventlogs.buckets import (
     SPLITS,
+    Window,
     bucket_features,
     clear_shards,
-    count_bucket,
+    count_kept,
     filter_bucket,
     finish_output,
+    read_bucket,
     splits_of,
     start_report,
+    sum_counts,
+    window_of,
 )
 from eventlogs.formats import FORMATS
 from eventlogs.partition import PartitionResult, partition_events
 from eventlogs.stream_io import file_columns, iter_parts, load_split, scan_times
-from eventlogs.validation import ValidationReport, check_drop_share, window_bound
+from eventlogs.validation import ValidationReport, check_drop_share
 
-__all__ = ["StreamReport", "iter_parts", "load_split", "prepare_streaming"]
+__all__ = ["StreamReport", "iter_parts", "load_split", "prepare_streaming", "write_report"]
 
 logger = logging.getLogger(__name__)
 
@@ -120,14 +122,7 @@ def prepare_streaming(
     n_buckets = max(1, math.ceil(rows / rows_per_bucket))
     say(f"partitioning {rows:,} rows into {n_buckets} time buckets")
     stages["scan_s"] = time.perf_counter() - start
-    data = config.data
-    window = tuple(
-        None if b is None else b.value
-        for b in (
-            window_bound(data.window_start, "window_start"),
-            window_bound(data.window_end, "window_end"),
-        )
-    )
+    window = window_of(config)
     drop_duplicates = FORMATS["canonical"].drop_duplicates
     with tempfile.TemporaryDirectory(prefix="stream-", dir=work_dir or out) as tmp:
         part = partition_events(
@@ -144,19 +139,39 @@ def prepare_streaming(
         say("counting categories and checking drops")
         report = start_report(part, source)
         splits = splits_of(part, config)
-        counts, content, kept = _count(part, splits, window, drop_duplicates, report)
-        check_drop_share(report, data.max_drop_share)
+        counted = (
+            count_kept(read_bucket(path), window, drop_duplicates, splits, len(part.categories))
+            for path in part.buckets
+        )
+        counts, content, kept = sum_counts(counted, part.categories, report)
+        check_drop_share(report, config.data.max_drop_share)
         if vocab is None:
             vocab = vocabulary_from_counts(counts[counts > 0], config.features)
         stages["count_s"] = time.perf_counter() - start - sum(stages.values())
         samples = _write_features(part, splits, vocab, config, window, drop_duplicates, out, say)
         stages["features_s"] = time.perf_counter() - start - sum(stages.values())
     fingerprint = finish_output(out, name, config, vocab, splits, samples, kept, content)
+    return write_report(source, out, part, report, samples, n_buckets, start, stages, fingerprint)
+
+
+def write_report(
+    source: Path,
+    out: Path,
+    part: PartitionResult,
+    report: ValidationReport,
+    samples: dict[str, int],
+    n_buckets: int,
+    start: float,
+    stages: dict[str, float],
+    fingerprint: DataFingerprint,
+) -> StreamReport:
+    """The :class:`StreamReport` of a finished run (``start``: its ``perf_counter``), also
+    written to ``out/report.json``."""
     result = StreamReport(
         source=str(source),
         out=str(out),
         rows_read=part.rows_read,
-        rows_kept=kept,
+        rows_kept=report.rows_kept,
         dropped=dict(report.dropped),
         notes=report.notes,
         samples=samples,
@@ -170,40 +185,12 @@ def prepare_streaming(
     return result
 
 
-def _read_bucket(
-    path: Path, window: tuple[int | None, int | None], drop_duplicates: bool
-) -> tuple[pa.Table, int, int]:
-    return filter_bucket(pa.ipc.open_stream(str(path)).read_all(), window, drop_duplicates)
-
-
-def _count(
-    part: PartitionResult,
-    splits: Splits,
-    window: tuple[int | None, int | None],
-    drop_duplicates: bool,
-    report: ValidationReport,
-) -> tuple[pd.Series, int, int]:
-    """Pass 3: category counts before the validation cutoff, content-hash sum, kept rows."""
-    counts = np.zeros(len(part.categories), dtype=np.int64)
-    total, kept = 0, 0
-    for path in part.buckets:
-        table, duplicates, outside = _read_bucket(path, window, drop_duplicates)
-        report.dropped["duplicate"] += duplicates
-        report.dropped["outside_window"] += outside
-        bucket_counts, bucket_total = count_bucket(table, splits, len(part.categories))
-        counts += bucket_counts
-        total += bucket_total
-        kept += table.num_rows
-    report.rows_kept = kept
-    return pd.Series(counts, index=pd.Index(part.categories, dtype=object)), total % 2**64, kept
-
-
 def _write_features(
     part: PartitionResult,
     splits: Splits,
     vocab: Vocabulary,
     config: ProjectConfig,
-    window: tuple[int | None, int | None],
+    window: Window,
     drop_duplicates: bool,
     out: Path,
     say: Say,
@@ -214,7 +201,7 @@ def _write_features(
     samples = dict.fromkeys(SPLITS, 0)
     for index, path in enumerate(part.buckets):
         say(f"features: bucket {index + 1}/{len(part.buckets)}")
-        table, _, _ = _read_bucket(path, window, drop_duplicates)
+        table, _, _ = filter_bucket(read_bucket(path), window, drop_duplicates)
         for split_name, n in bucket_features(table, index, lut, splits, vocab, config, out).items():
             samples[split_name] += n
         logger.info("bucket %s/%s: %s rows", index + 1, len(part.buckets), table.num_rows)
