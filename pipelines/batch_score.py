@@ -31,7 +31,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from core.config import ProjectConfig
-from core.encoding import EncodedEvents, encode_codes, encode_events
+from core.encoding import EncodedEvents, encode_events
 from modelkit.bundle import Bundle, load_bundle
 from modelkit.registry import download_bundle, registry_client, resolve_version
 from modelkit.scoring import as_cutoff, empty_prediction_table, score_encoded
@@ -81,33 +81,6 @@ class _TableWriter:
         self._writer.close()
 
 
-def _encode_bucket(table: pa.Table, lut: np.ndarray, bundle: Bundle) -> EncodedEvents:
-    """A bucket's kept rows (``eventlogs.partition.BUCKET_SCHEMA``) as encoded events."""
-    users = table.column("user_id").combine_chunks().dictionary_encode()
-    names = users.dictionary.to_numpy(zero_copy_only=False).astype(object)
-    order = names.argsort(kind="stable")
-    rank = np.empty(order.size, dtype=np.int64)
-    rank[order] = np.arange(order.size)
-    return encode_codes(
-        rank[users.indices.to_numpy()],
-        names[order],
-        table.column("time").to_numpy(),
-        lut[table.column("cat").to_numpy()],
-        table.column("beh").to_numpy(),
-        bundle.vocab,
-    )
-
-
-def _window(config: ProjectConfig) -> tuple[int | None, int | None]:
-    from eventlogs.validation import window_bound
-
-    bounds = (
-        window_bound(config.data.window_start, "window_start"),
-        window_bound(config.data.window_end, "window_end"),
-    )
-    return tuple(None if b is None else b.value for b in bounds)  # type: ignore[return-value]
-
-
 def _canonical_chunks(
     source: Path,
     config: ProjectConfig,
@@ -135,12 +108,12 @@ def _bucket_events(
     time_mode: str,
 ) -> Iterator[EncodedEvents]:
     """Partition the log by user (one read), then yield one bucket's kept events at a time."""
-    from eventlogs.buckets import filter_bucket
+    from eventlogs.buckets import encode_bucket, filter_bucket, read_bucket, window_of
     from eventlogs.formats import FORMATS
     from eventlogs.partition import partition_events
 
     drop_duplicates = FORMATS["canonical"].drop_duplicates
-    window = _window(config)
+    window = window_of(config)
     part = partition_events(
         source,
         work,
@@ -152,10 +125,9 @@ def _bucket_events(
     )
     lut = bundle.vocab.encode(np.asarray(part.categories, dtype=object))
     for path in part.buckets:
-        table = pa.ipc.open_stream(str(path)).read_all()
-        table, _, _ = filter_bucket(table, window, drop_duplicates)
+        table, _, _ = filter_bucket(read_bucket(path), window, drop_duplicates)
         if table.num_rows:
-            yield _encode_bucket(table, lut, bundle)
+            yield encode_bucket(table, lut, bundle.vocab)
 
 
 def _user_chunks(
