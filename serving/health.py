@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import json
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from serving.asgi import json_rewriter
 
 READY_PATHS = ("/readyz",)
 
@@ -39,30 +41,4 @@ class ReadyBody:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get("path") not in READY_PATHS:
             return await self.app(scope, receive, send)
-        start: Message | None = None
-        chunks: list[bytes] = []
-
-        async def rewritten(message: Message) -> None:
-            nonlocal start
-            if message["type"] == "http.response.start":
-                start = message
-                return
-            if start is None or message["type"] != "http.response.body":
-                return await send(message)
-            chunks.append(message.get("body", b""))
-            if message.get("more_body", False):
-                return
-            body = ready_body(start["status"], b"".join(chunks))
-            headers = [
-                (k, v)
-                for k, v in start.get("headers", [])
-                if k.lower() not in (b"content-type", b"content-length")
-            ]
-            headers += [
-                (b"content-type", b"application/json"),
-                (b"content-length", str(len(body)).encode()),
-            ]
-            await send({**start, "headers": headers})
-            await send({"type": "http.response.body", "body": body})
-
-        return await self.app(scope, receive, rewritten)
+        return await self.app(scope, receive, json_rewriter(send, ready_body))

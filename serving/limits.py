@@ -16,6 +16,7 @@ import logging
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from core.config import load_config
+from serving.asgi import json_rewriter
 from serving.errors import reshape
 from serving.stages import end_request, start_request
 
@@ -126,36 +127,14 @@ class RequestGuard:
 
 def _shaping(scope: Scope, send: Send) -> Send:
     """Wrap ``send`` so that a 4xx answer leaves in the one error shape, logged once."""
-    start: Message | None = None
-    chunks: list[bytes] = []
 
-    async def shaped(message: Message) -> None:
-        nonlocal start
-        if message["type"] == "http.response.start" and 400 <= message["status"] < 500:
-            start = message
-            return
-        if start is None or message["type"] != "http.response.body":
-            return await send(message)
-        chunks.append(message.get("body", b""))
-        if message.get("more_body", False):
-            return
-        status, body = start["status"], b"".join(chunks)
+    def shaped(status: int, body: bytes) -> bytes:
         body = reshape(status, body) or body
         try:
             error = json.loads(body)["error"]
         except (ValueError, KeyError, TypeError):
             error = "?"
         logger.warning("%s %s answered %d: %s", scope.get("method"), scope["path"], status, error)
-        kept = [
-            (k, v)
-            for k, v in start.get("headers", [])
-            if k.lower() not in (b"content-length", b"content-type")
-        ]
-        kept += [
-            (b"content-type", b"application/json"),
-            (b"content-length", str(len(body)).encode()),
-        ]
-        await send({**start, "headers": kept})
-        await send({"type": "http.response.body", "body": body})
+        return body
 
-    return shaped
+    return json_rewriter(send, shaped, held=lambda status: 400 <= status < 500)
