@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import re
-from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -23,6 +21,7 @@ from eventlogs.stream_io import iter_parts
 from eventlogs.validation import DataValidationError
 from interest.cli import app
 from synthlogs.generator import config_for_events, generate_events
+from tests.eventlogs.test_stream import assert_arrays_equal, by_cutoff_user
 
 
 def _config() -> ProjectConfig:
@@ -49,21 +48,6 @@ def client():
         yield c
 
 
-def _sorted(arrays: SequenceArrays) -> SequenceArrays:
-    return arrays.select(np.lexsort((arrays.user_id.astype(str), arrays.cutoff)))
-
-
-def _assert_equal(got: SequenceArrays, want: SequenceArrays) -> None:
-    assert len(got) == len(want) > 0
-    for f in fields(SequenceArrays):
-        if f.name == "extra":
-            continue
-        a, b = getattr(got, f.name), getattr(want, f.name)
-        if f.name == "user_id":
-            a, b = a.astype(str), b.astype(str)
-        np.testing.assert_array_equal(a, b, err_msg=f.name)
-
-
 def test_dask_equals_in_memory_and_streaming(log, client, tmp_path):
     config = _config()
     loaded = load_events(log, DataConfig(format="canonical"))
@@ -85,15 +69,16 @@ def test_dask_equals_in_memory_and_streaming(log, client, tmp_path):
     assert report.dropped == loaded.report.dropped == streamed.dropped
     assert report.dropped["missing_id"] == 3 and report.dropped["unknown_behavior"] == 2
     for split in ("train", "val", "test"):
-        _assert_equal(
-            _sorted(load_split(tmp_path / "dask", split)), _sorted(getattr(expected, split))
+        assert_arrays_equal(
+            by_cutoff_user(load_split(tmp_path / "dask", split)),
+            by_cutoff_user(getattr(expected, split)),
         )
         # Shard for shard the same files as the single-machine pass.
         dask_parts = sorted(p.name for p in (tmp_path / "dask" / split).glob("part-*.npz"))
         stream_parts = sorted(p.name for p in (tmp_path / "stream" / split).glob("part-*.npz"))
         assert dask_parts == stream_parts
         for part in dask_parts:
-            _assert_equal(
+            assert_arrays_equal(
                 SequenceArrays.load(tmp_path / "dask" / split / part),
                 SequenceArrays.load(tmp_path / "stream" / split / part),
             )

@@ -56,12 +56,16 @@ def _config() -> ProjectConfig:
     return ProjectConfig.model_validate({"data": {"format": "canonical"}})
 
 
-def _by_cutoff_user(arrays: SequenceArrays) -> SequenceArrays:
+def by_cutoff_user(arrays: SequenceArrays) -> SequenceArrays:
     return arrays.select(np.lexsort((arrays.user_id.astype(str), arrays.cutoff)))
 
 
 def _assert_same(streamed: SequenceArrays, expected: SequenceArrays) -> None:
-    got, want = _by_cutoff_user(streamed), _by_cutoff_user(expected)
+    assert_arrays_equal(by_cutoff_user(streamed), by_cutoff_user(expected))
+
+
+def assert_arrays_equal(got: SequenceArrays, want: SequenceArrays) -> None:
+    """Every array field equal, in order (user ids compared as strings)."""
     assert len(got) == len(want) > 0
     for f in fields(SequenceArrays):
         if f.name == "extra":
