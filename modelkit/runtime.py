@@ -107,7 +107,7 @@ class Measured:
     left_out: dict[str, str] = field(default_factory=dict)
 
 
-def test_inputs(specs: dict[str, tf.TensorSpec], n: int, seed: int = 0) -> Arrays:
+def sample_inputs(specs: dict[str, tf.TensorSpec], n: int, seed: int = 0) -> Arrays:
     """A seeded test batch: integer inputs in 0..2 (padding, OOV, the first id: valid for
     every embedding), float inputs uniform in 0..3."""
     rng = np.random.default_rng(seed)
@@ -147,7 +147,7 @@ def measure(
         The measurements and the winner's runner (``None`` when the Keras graph won).
     """
     specs = predictor.input_specs
-    data = test_inputs(specs, batch)
+    data = sample_inputs(specs, batch)
     graph = predictor._fn
     keras_out = {k: v.numpy() for k, v in graph(data).items()}
     result = Measured(batch=batch, ms={KERAS: _median_ms(lambda: graph(data), repeats)})
