@@ -178,6 +178,13 @@ class ServingConfig(_Section):
     # Seconds between the service's registry checks of whether it serves the champion
     # (0 disables the check; /model then reports is_champion null).
     champion_check_s: float = Field(30.0, ge=0.0)
+    # Model runtimes tried at load (modelkit/runtime.py) per padded batch size: each must
+    # match the Keras outputs within 1e-4 on a test set, the fastest serves; () = Keras only.
+    # Reference model on 2 cores: TFLite wins batch 1 (0.5 vs 2 ms), XLA 8 and 32 (about
+    # 2x) but compiles 5-7 s per size at every model load, so it is opt-in ("xla", and
+    # batches 1, 8, 32); the Keras graph keeps 256 (TFLite there is 4x slower).
+    runtime_candidates: tuple[Literal["tflite", "xla"], ...] = ("tflite",)
+    runtime_batches: tuple[int, ...] = (1, 8)
 
 
 class MonitoringConfig(_Section):
