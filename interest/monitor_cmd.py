@@ -340,7 +340,12 @@ def performance(
         }
         typer.echo(json.dumps(payload, indent=1, default=str))
         return
-    typer.echo(result.table.to_string(float_format=lambda v: f"{v:.4f}"))
+    from rich.console import Console
+
+    from interest.perf_table import performance_table
+
+    title = f"realised performance of {result.n_labelled} logged predictions"
+    Console(width=80).print(performance_table(result.table, k, title))
     for comparison in online:
         typer.echo(comparison.line())
     if online:

@@ -165,6 +165,9 @@ def test_cli_prints_table_and_logs_to_mlflow(state_dir: Path, tmp_path: Path) ->
     assert panel_series(paths.evidently_workspace, project.id, panel) == {"recall_at_2 v1": [v1]}
     text = CliRunner().invoke(app, args, env=env)
     assert text.exit_code == 0 and "recall_at_2" in text.stdout
+    rows = {line.split("│")[1].strip(): line for line in text.stdout.splitlines() if "│" in line}
+    assert f"{overall['recall_at_2']:.4f}" in rows["recall_at_2"]  # metrics as rows
+    assert max(len(line) for line in text.stdout.splitlines()) <= 80
 
     early = tmp_path / "early.csv"
     write_events(make_events().iloc[:3], early)  # events end before any horizon is over
