@@ -89,10 +89,10 @@ def serve(
         str | None, typer.Option(help="BentoML model tag to serve (default <name>:latest).")
     ] = None,
 ) -> None:
-    """Serve the imported model: ``bentoml serve serving.service:InterestService``.
+    """Serve the imported model with bentoml serve (readiness GET /readyz).
 
-    Replaces this process with ``bentoml serve`` (Ctrl-C stops it); readiness is
-    ``GET /readyz``, predictions ``POST /predict`` and ``/predict_batch``.
+    Replaces this process with `bentoml serve serving.service:InterestService` (Ctrl-C
+    stops it); predictions are POST /predict and /predict_batch, the model on GET /model.
     """
     config = config_from(ctx)
     # Deferred: serving.launch imports httpx; `interest --help` should not wait.
