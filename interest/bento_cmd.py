@@ -91,8 +91,9 @@ def serve(
 ) -> None:
     """Serve the imported model with bentoml serve (readiness GET /readyz).
 
-    Replaces this process with `bentoml serve serving.service:InterestService` (Ctrl-C
-    stops it); predictions are POST /predict and /predict_batch, the model on GET /model.
+    Runs `bentoml serve serving.service:InterestService` in this process.
+
+    Ctrl-C stops it. Predictions: POST /predict, /predict_batch; the model: GET /model.
     """
     config = config_from(ctx)
     # Deferred: serving.launch imports httpx; `interest --help` should not wait.
