@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -19,6 +20,8 @@ from core.arrays import TEXT_INPUT_NAMES, SequenceArrays
 from modelkit.text_features import attach_text, event_tokens
 
 _WORD = re.compile(r"\w", re.UNICODE)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_US = timedelta(microseconds=1)
 
 
 def reads_text(bundle: Any) -> bool:
@@ -53,18 +56,28 @@ def request_events(
     With ``max_texts``, event texts the model cannot read are left out (see
     :func:`readable_texts`).
     """
-    rows = []
+    users, stamps, texts, item_texts, brands, prices = [], [], [], [], [], []
     for key, request in zip(keys, requests, strict=True):
         kept = None if max_texts is None else readable_texts(request.events, max_texts)
         for i, e in enumerate(request.events):
-            text = e.text if kept is None or i in kept else None
-            rows.append((key, e.timestamp, text, e.item_text, e.brand, e.price))
-    frame = pd.DataFrame(
-        rows, columns=["user_id", "timestamp", "text", "item_text", "brand", "price"]
+            users.append(key)
+            stamps.append((e.timestamp - _EPOCH) // _US * 1000)  # exact integer ns
+            texts.append(e.text if kept is None or i in kept else None)
+            item_texts.append(e.item_text)
+            brands.append(e.brand)
+            prices.append(np.nan if e.price is None else e.price)
+    # Columns from arrays (not rows): a request's frame costs a fraction of a millisecond.
+    time = np.array(stamps, dtype=np.int64).view("datetime64[ns]")
+    return pd.DataFrame(
+        {
+            "user_id": np.array(users, dtype=object),
+            "timestamp": pd.DatetimeIndex(time).tz_localize("UTC"),
+            "text": np.array(texts, dtype=object),
+            "item_text": np.array(item_texts, dtype=object),
+            "brand": np.array(brands, dtype=object),
+            "price": np.array(prices, dtype=np.float64),
+        }
     )
-    frame["timestamp"] = pd.to_datetime(frame["timestamp"], utc=True)
-    frame["price"] = pd.to_numeric(frame["price"], errors="coerce")
-    return frame
 
 
 def attach_request_text(
