@@ -108,7 +108,8 @@ def attribute_strings(events: pd.DataFrame) -> list[str]:
 def _texts(events: pd.DataFrame) -> list[object]:
     if "text" not in events:
         return [None] * len(events)
-    return events["text"].astype("object").tolist()
+    column = events["text"]
+    return (column if column.dtype == object else column.astype("object")).tolist()
 
 
 def fit_text_features(
@@ -154,7 +155,9 @@ def attach_text(
     """
     tokens = tokens if tokens is not None else event_tokens(features, events)
     history = duration_ns(config.history, "history") if config.history else None
-    stamps = pd.to_datetime(events["timestamp"], utc=True)
+    stamps = events["timestamp"]
+    if not (isinstance(stamps.dtype, pd.DatetimeTZDtype) and str(stamps.dtype.tz) == "UTC"):
+        stamps = pd.to_datetime(stamps, utc=True)
     time = stamps.array.asi8 * {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[stamps.dt.unit]
     users = events["user_id"].to_numpy(dtype=object)
     s = features.settings
