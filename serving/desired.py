@@ -7,6 +7,11 @@ every worker polls that file (``ModelSlots.follow``) and loads what it names. Th
 pid is the workers' parent, so two servers sharing a state folder do not follow each other,
 and a file written before this server started (a pid reused after a restart) is ignored.
 A worker that BentoML restarts starts on the wanted models.
+
+Each worker also writes what it runs to ``applied-<server pid>-<worker pid>.json`` next to
+it, so the worker that took an admin request can wait until every live worker has followed
+before it answers (:meth:`DesiredFile.wait_applied`): after a 200, any worker serves the new
+model and shadow.
 """
 
 from __future__ import annotations
@@ -58,6 +63,43 @@ class DesiredFile:
         partial = self.path.with_name(f".{self.path.name}.{os.getpid()}")
         partial.write_text(json.dumps(data))
         os.replace(partial, self.path)
+
+    def _applied(self, pid: int | str) -> Path:
+        return self.path.with_name(f"applied-{self.path.stem.removeprefix('desired-')}-{pid}.json")
+
+    def mark_applied(self, model_tag: str, shadow_tag: str | None) -> None:
+        """Record what this worker (this process) runs now."""
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        path = self._applied(os.getpid())
+        partial = path.with_name(f".{path.name}")
+        partial.write_text(json.dumps({"model_tag": model_tag, "shadow_tag": shadow_tag}))
+        os.replace(partial, path)
+
+    def behind(self, model_tag: str, shadow_tag: str | None) -> list[int]:
+        """Pids of live workers of this server whose applied models differ from these."""
+        lagging = []
+        for path in self.path.parent.glob(self._applied("*").name):
+            pid = path.stem.rsplit("-", 1)[-1]
+            if not pid.isdigit() or not psutil.pid_exists(int(pid)):
+                continue  # a worker that is gone (a new one starts on the desired models)
+            try:
+                data = json.loads(path.read_text())
+            except (OSError, ValueError):
+                data = {}
+            if (data.get("model_tag"), data.get("shadow_tag")) != (model_tag, shadow_tag):
+                lagging.append(int(pid))
+        return lagging
+
+    def wait_applied(
+        self, model_tag: str, shadow_tag: str | None, timeout_s: float, poll_s: float = 0.1
+    ) -> list[int]:
+        """Wait until every live worker runs these models; return the pids still behind."""
+        deadline = time.monotonic() + timeout_s
+        lagging = self.behind(model_tag, shadow_tag)
+        while lagging and time.monotonic() < deadline:
+            time.sleep(poll_s)
+            lagging = self.behind(model_tag, shadow_tag)
+        return lagging
 
     def stamp(self) -> int | None:
         """The file's modification time in ns (``None``: no file); cheap enough to poll."""

@@ -14,7 +14,8 @@ At start the service serves the BentoML model ``INTEREST_BENTO_MODEL`` (default
 ``INTEREST_SHADOW_MODEL`` if set, unless an admin call to this server already chose others
 (a restarted worker rejoins its siblings; :mod:`serving.desired`). Reloads and shadow
 changes reach every worker of ``bentoml serve --workers N`` within about a second plus the
-load time (:mod:`serving.slots`); only the worker that took the call reports its errors.
+load time, and the admin call answers once every live worker runs them (:mod:`serving.slots`);
+only the worker that took the call reports its errors.
 
 Every 200 from ``/predict`` or ``/predict_batch`` has its prediction-log record (matched by
 the ``request_id`` of each prediction) in the kernel before the response is sent: the
@@ -248,7 +249,7 @@ class InterestService:
         Loads and warms it off the request path, then swaps it in between micro-batches;
         requests already running finish on the old model. 404: no such model; 422: it
         cannot be loaded (the old model keeps serving). The other workers of this server
-        follow within about a second (:mod:`serving.slots`).
+        follow within about a second; the answer waits for them (:mod:`serving.slots`).
         """
         body = await _tag_body(request)
         if isinstance(body, JSONResponse):

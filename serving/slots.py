@@ -11,8 +11,11 @@ a half-swapped state.
 With ``bentoml serve --workers N`` an admin request reaches one worker. That worker writes the
 wanted tags to the server's :class:`~serving.desired.DesiredFile` and every worker's follower
 thread (:meth:`ModelSlots.follow`, polling once a second) loads them, so all workers pick a
-reload up within about a second plus the load time. A worker whose own load fails keeps its
-model and logs the error (only the worker that took the request can answer with it).
+reload up within about a second plus the load time. Each worker records what it runs, and the
+worker that took the request answers only once every live worker runs the new models (or after
+``FOLLOW_WAIT_S``, with a warning in the log), so after a 200 any worker serves them. A worker
+whose own load fails keeps its model and logs the error (only the worker that took the request
+can answer with it).
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ from serving.desired import DesiredFile
 
 logger = logging.getLogger("bentoml.serve.interest")
 RETIRE_TIMEOUT_S = 120.0  # a request older than this is stuck; close its batcher anyway
+FOLLOW_WAIT_S = 60.0  # an admin answer waits this long at most for the other workers
 
 
 class ModelSlots:
@@ -104,6 +108,8 @@ class ModelSlots:
             if share:
                 self._share()
         logger.info("now serving %s (was %s)", new.model.bento_tag, old.model.bento_tag)
+        if share:
+            self._await_followers()
         threading.Thread(target=self._retire, args=(old,), name="retire", daemon=True).start()
         if self._on_swap is not None:
             try:
@@ -126,12 +132,16 @@ class ModelSlots:
             if share:
                 self._share()
         logger.info("shadow: %s", new.model.bento_tag if new is not None else "none")
+        if share:
+            self._await_followers()
         return new, old
 
     def follow(self, interval_s: float = 1.0) -> None:
         """Start the thread that applies changes of the desired-models file."""
         if self._desired is None or self._follower is not None:
             return
+        self.apply_desired()  # a change written while this worker was starting
+        self._mark_applied()
         self._follower = threading.Thread(
             target=self._follow, args=(interval_s,), name="follow-desired", daemon=True
         )
@@ -154,6 +164,7 @@ class ModelSlots:
             except Exception as exc:  # noqa: BLE001 - the shadow never stops serving
                 self.shadow_error = f"cannot load shadow {wanted.shadow_tag}: {exc}"
                 logger.exception("cannot follow the shadow change to %s", wanted.shadow_tag)
+        self._mark_applied()
 
     def close(self) -> None:
         """Stop following and close the served model's batcher."""
@@ -161,12 +172,31 @@ class ModelSlots:
         if self._served.batcher is not None:
             self._served.batcher.close()
 
+    def _tags(self) -> tuple[str, str | None]:
+        shadow = self._shadow.model.bento_tag if self._shadow is not None else None
+        return self._served.model.bento_tag, shadow
+
     def _share(self) -> None:
         if self._desired is None:
             return
-        shadow = self._shadow.model.bento_tag if self._shadow is not None else None
-        self._desired.write(self._served.model.bento_tag, shadow)
+        self._desired.write(*self._tags())
         self._followed = self._desired.stamp()
+        self._mark_applied()
+
+    def _mark_applied(self) -> None:
+        if self._desired is not None:
+            try:
+                self._desired.mark_applied(*self._tags())
+            except OSError:
+                logger.exception("cannot record the models this worker runs")
+
+    def _await_followers(self) -> None:
+        if self._desired is None:
+            return
+        tags = self._tags()
+        lagging = self._desired.wait_applied(*tags, timeout_s=FOLLOW_WAIT_S)
+        if lagging:
+            logger.warning("workers %s do not run %s after %.0f s", lagging, tags, FOLLOW_WAIT_S)
 
     def _follow(self, interval_s: float) -> None:
         assert self._desired is not None

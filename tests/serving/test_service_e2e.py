@@ -83,13 +83,12 @@ def small_store(tmp: Path) -> tuple[Path, Path, str]:
     return bundle_dir, home, tag
 
 
-@pytest.fixture(scope="module")
-def deployed(tmp_path_factory):
+def _serve(tmp_path_factory, workers: int | None = None):
     """Bundle an untrained small model, import it into a temp BentoML home, serve it."""
     from serving.launch import ServerStartError, start_server, stop_server
     from serving.store import import_bundle
 
-    tmp = tmp_path_factory.mktemp("e2e")
+    tmp = tmp_path_factory.mktemp("e2e" if workers is None else f"e2e-{workers}w")
     bundle_dir, home, tag = small_store(tmp)
     # A second stored model (another vocabulary) to reload to and to run in shadow.
     other = import_bundle(small_bundle(tmp / "bundle-8", "8", seed=1), MODEL_NAME, home=home)
@@ -104,6 +103,8 @@ def deployed(tmp_path_factory):
         "INTEREST_CONFIG": str(config),
         "INTEREST_BENTO_MODEL": tag,
     }
+    if workers is not None:
+        env["BENTOML_CONFIG_OPTIONS"] = f"services.interest.workers={workers}"
     try:
         server = start_server(env, tmp / "server.log", timeout=90)
     except ServerStartError as exc:
@@ -119,6 +120,18 @@ def deployed(tmp_path_factory):
         }
     finally:
         stop_server(server)
+
+
+@pytest.fixture(scope="module")
+def deployed(tmp_path_factory):
+    """One worker (the service's default)."""
+    yield from _serve(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def deployed_2_workers(tmp_path_factory):
+    """``services.interest.workers=2``: two processes behind one port."""
+    yield from _serve(tmp_path_factory, workers=2)
 
 
 def _events(n: int = 6, end: datetime | None = None, unknown: bool = False) -> list[dict]:
@@ -296,7 +309,8 @@ def test_metrics_and_prediction_log(deployed):
     from core.hashing import hash_user
     from core.profile import PROFILE_COLUMNS
 
-    last = rows[-1]
+    # Each worker writes its own files, so p3's record need not be the last one by name.
+    [last] = [r for r in rows[len(before) :] if r["user_hash"] == hash_user("p3")]
     assert last["user_hash"] == hash_user("p3") and "p3" not in json.dumps(last)
     assert set(PROFILE_COLUMNS) <= set(last) and last["model_version"] == "7"
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
@@ -412,7 +426,7 @@ def test_reload_swaps_the_model_and_a_shadow_logs_beside_it(deployed):
         assert answer["model"]["version"] == "8"
         [record] = _records_of(state, answer["request_id"], 1)
         assert record["model_version"] == "8" and record["shadow"] is False
-        # What the server's other workers follow (one worker here).
+        # What the server's other workers follow.
         desired = json.loads(next((state / "serving").glob("desired-*.json")).read_text())
         assert desired["model_tag"] == deployed["other_tag"] and desired["shadow_tag"] is None
 
@@ -440,3 +454,28 @@ def test_reload_swaps_the_model_and_a_shadow_logs_beside_it(deployed):
         httpx.delete(f"{url}/admin/shadow", timeout=30)
         httpx.post(f"{url}/admin/reload", json={"model_tag": deployed["tag"]}, timeout=120)
     assert httpx.get(f"{url}/model", timeout=10).json()["model"]["version"] == "7"
+
+
+def test_two_workers_log_whole_records_and_all_follow_reloads_and_shadows(deployed_2_workers):
+    # Every request below may reach either worker: the admin answers come only once both run
+    # the change, and each worker logs whole records into its own files.
+    state = deployed_2_workers["state"]
+    deadline = time.monotonic() + 10
+    while len(list((state / "serving").glob("applied-*.json"))) < 2 and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert len(list((state / "serving").glob("applied-*.json"))) == 2  # one per worker
+    for _ in range(2):
+        test_metrics_and_prediction_log(deployed_2_workers)
+        test_reload_swaps_the_model_and_a_shadow_logs_beside_it(deployed_2_workers)
+    from concurrent.futures import ThreadPoolExecutor
+
+    def call(i: int) -> dict:
+        body = {"user_id": f"w{i}", "events": _events(3)}
+        return httpx.post(f"{deployed_2_workers['url']}/predict", json=body, timeout=30).json()
+
+    with ThreadPoolExecutor(8) as pool:  # concurrent, so both workers take some
+        answers = list(pool.map(call, range(40)))
+    assert {a["model"]["version"] for a in answers} == {"7"}
+    files = (state / "predictions").glob("predictions-*.jsonl")
+    pids = {f.stem.rsplit("-", 1)[-1].split("_")[0] for f in files}
+    assert len(pids) == 2, pids  # both workers answered and logged

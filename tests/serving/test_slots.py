@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
@@ -129,4 +132,33 @@ def test_a_shadow_that_cannot_be_followed_is_reported(tmp_path: Path):
     slots = _slots(_model("1"), {}, desired=desired)
     slots.apply_desired()
     assert slots.shadow is None and "m:v404" in slots.shadow_error
+    slots.close()
+
+
+def test_an_admin_change_waits_until_every_live_worker_runs_it(tmp_path: Path):
+    # Another worker: a real process that records m:v1, then follows to m:v2 after 1 s.
+    desired = DesiredFile(tmp_path / "desired-1.json")
+    script = (
+        "import sys, time; from serving.desired import DesiredFile; "
+        "d = DesiredFile(sys.argv[1]); d.mark_applied('m:v1', None); time.sleep(1); "
+        "d.mark_applied('m:v2', 'm:v3'); time.sleep(60)"
+    )
+    repo = Path(__file__).resolve().parents[2]
+    worker = subprocess.Popen([sys.executable, "-c", script, str(desired.path)], cwd=repo)
+    try:
+        deadline = time.monotonic() + 30
+        while not desired.behind("m:v2", "m:v3") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert desired.behind("m:v2", "m:v3") == [worker.pid]
+        assert desired.wait_applied("m:v2", "m:v3", timeout_s=0.2) == [worker.pid]
+        assert desired.wait_applied("m:v2", "m:v3", timeout_s=30) == []
+    finally:
+        worker.kill()
+        worker.wait()
+    assert desired.behind("m:v9", None) == []  # a worker that is gone is not waited for
+    slots = _slots(_model("1"), {"m:v2": _model("2")}, desired=desired)
+    slots.follow(interval_s=0.02)  # records what this worker runs
+    assert desired.behind("m:v1", None) == [] and desired.behind("m:v2", None) == [os.getpid()]
+    slots.reload("m:v2")  # only this worker is alive: answers at once
+    assert desired.behind("m:v2", None) == []
     slots.close()
