@@ -154,18 +154,33 @@ def attach_text(
     ``tokens``: :func:`event_tokens` output to reuse across several sample sets.
     """
     tokens = tokens if tokens is not None else event_tokens(features, events)
-    history = duration_ns(config.history, "history") if config.history else None
     stamps = events["timestamp"]
     if not (isinstance(stamps.dtype, pd.DatetimeTZDtype) and str(stamps.dtype.tz) == "UTC"):
         stamps = pd.to_datetime(stamps, utc=True)
     time = stamps.array.asi8 * {"s": 10**9, "ms": 10**6, "us": 10**3, "ns": 1}[stamps.dt.unit]
     users = events["user_id"].to_numpy(dtype=object)
+    texts = _texts(events) if "text_tokens" in tokens else None
+    return attach_tokens(arrays, users, time, tokens, texts, features, config)
+
+
+def attach_tokens(
+    arrays: SequenceArrays,
+    users: np.ndarray,
+    time_ns: np.ndarray,
+    tokens: dict[str, np.ndarray],
+    texts: list[object] | None,
+    features: TextFeatures,
+    config: FeatureConfig,
+) -> SequenceArrays:
+    """:func:`attach_text` from event columns: ``(E,)`` users and int ns times, per-channel
+    ``(E, L)`` token ids and (with ``text_tokens``) the events' texts for the summaries."""
+    history = duration_ns(config.history, "history") if config.history else None
     s = features.settings
     sizes = {"text_tokens": s.text_len, "attr_tokens": s.attr_len}
     for name, ids in tokens.items():
         bag = history_tokens(
             users,
-            time,
+            time_ns,
             ids,
             arrays.user_id,
             arrays.cutoff,
@@ -175,9 +190,9 @@ def attach_text(
         )
         setattr(arrays, name, bag)
     if "text_tokens" in tokens:  # monitoring's text summaries of the same texts
-        stats, present = char_stats(_texts(events))
+        stats, present = char_stats(texts if texts is not None else [None] * len(users))
         means = history_means(
-            users, time, stats, present, arrays.user_id, arrays.cutoff,
+            users, time_ns, stats, present, arrays.user_id, arrays.cutoff,
             max_texts=s.history_texts, history_ns=history,
         )  # fmt: skip
         for column, name in enumerate(CHAR_EXTRAS):

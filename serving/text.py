@@ -2,8 +2,9 @@
 
 Only when the served model reads a text channel (``text_tokens`` / ``attr_tokens`` among its
 inputs); the text-free hot path never comes here. The events' ``text``, ``item_text``,
-``brand`` and ``price`` go through :func:`modelkit.text_features.attach_text`, the function
-training used, so a request vectorises exactly as its training samples did.
+``brand`` and ``price`` go through the steps of :func:`modelkit.text_features.attach_text`
+(the vectorisers' ``encode``, ``attribute_strings``, ``attach_tokens``), the code training
+used, so a request vectorises exactly as its training samples did.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import numpy as np
 import pandas as pd
 
 from core.arrays import TEXT_INPUT_NAMES, SequenceArrays
-from modelkit.text_features import attach_text, event_tokens
+from modelkit.text_features import attach_tokens, attribute_strings
 
 _WORD = re.compile(r"\w", re.UNICODE)
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -48,10 +49,11 @@ def readable_texts(events: Sequence[Any], max_texts: int) -> set[int]:
     return kept
 
 
-def request_events(
+def request_columns(
     keys: Sequence[str], requests: Sequence[Any], max_texts: int | None = None
-) -> pd.DataFrame:
-    """The requests' events with the columns the text channels read (user ids = ``keys``).
+) -> dict[str, np.ndarray]:
+    """The requests' events as columns: ``user_id`` (= ``keys``), ``time_ns`` (int64 ns),
+    ``text``, ``item_text``, ``brand``, ``price`` (float, NaN if absent).
 
     With ``max_texts``, event texts the model cannot read are left out (see
     :func:`readable_texts`).
@@ -66,18 +68,20 @@ def request_events(
             item_texts.append(e.item_text)
             brands.append(e.brand)
             prices.append(np.nan if e.price is None else e.price)
-    # Columns from arrays (not rows): a request's frame costs a fraction of a millisecond.
-    time = np.array(stamps, dtype=np.int64).view("datetime64[ns]")
-    return pd.DataFrame(
-        {
-            "user_id": np.array(users, dtype=object),
-            "timestamp": pd.DatetimeIndex(time).tz_localize("UTC"),
-            "text": np.array(texts, dtype=object),
-            "item_text": np.array(item_texts, dtype=object),
-            "brand": np.array(brands, dtype=object),
-            "price": np.array(prices, dtype=np.float64),
-        }
-    )
+    return {
+        "user_id": np.array(users, dtype=object),
+        "time_ns": np.array(stamps, dtype=np.int64),
+        "text": np.array(texts, dtype=object),
+        "item_text": np.array(item_texts, dtype=object),
+        "brand": np.array(brands, dtype=object),
+        "price": np.array(prices, dtype=np.float64),
+    }
+
+
+def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
+    time = columns["time_ns"].view("datetime64[ns]")
+    data = {k: v for k, v in columns.items() if k != "time_ns"}
+    return pd.DataFrame({**data, "timestamp": pd.DatetimeIndex(time).tz_localize("UTC")})
 
 
 def attach_request_text(
@@ -85,12 +89,25 @@ def attach_request_text(
 ) -> np.ndarray | None:
     """Set the text inputs of ``arrays`` (samples keyed by ``keys``) in place.
 
+    The same steps as :func:`modelkit.text_features.attach_text` (the vectorisers'
+    ``encode``, :func:`modelkit.text_features.attach_tokens`) on plain columns: a pandas
+    frame only for the item-attribute channel, whose strings training builds from one.
+
     Returns:
         ``(E, L)`` token ids of the events' own text (for the prediction log's text
         summaries), or ``None`` when the bundle has no event-text vectoriser.
     """
-    events = request_events(keys, requests, bundle.text.settings.history_texts)
-    tokens = event_tokens(bundle.text, events)
+    features = bundle.text
+    columns = request_columns(keys, requests, features.settings.history_texts)
+    texts = columns["text"].tolist()
+    tokens: dict[str, np.ndarray] = {}
+    if features.text is not None:
+        tokens["text_tokens"] = features.text.encode(texts)
+    if features.attrs is not None:
+        tokens["attr_tokens"] = features.attrs.encode(attribute_strings(_frame(columns)))
     wanted = {k: v for k, v in tokens.items() if k in bundle.predictor.input_specs}
-    attach_text(arrays, events, bundle.text, bundle.feature_config, wanted)
+    attach_tokens(
+        arrays, columns["user_id"], columns["time_ns"], wanted, texts, features,
+        bundle.feature_config,
+    )  # fmt: skip
     return tokens.get("text_tokens")
