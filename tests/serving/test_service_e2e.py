@@ -124,14 +124,14 @@ def _serve(tmp_path_factory, workers: int | None = None):
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
-    """One worker (the service's default)."""
-    yield from _serve(tmp_path_factory)
+    """One worker (the service's default is two, served by ``deployed_2_workers``)."""
+    yield from _serve(tmp_path_factory, workers=1)
 
 
 @pytest.fixture(scope="module")
 def deployed_2_workers(tmp_path_factory):
-    """``services.interest.workers=2``: two processes behind one port."""
-    yield from _serve(tmp_path_factory, workers=2)
+    """The service's default: two processes behind one port."""
+    yield from _serve(tmp_path_factory)
 
 
 def _events(n: int = 6, end: datetime | None = None, unknown: bool = False) -> list[dict]:
