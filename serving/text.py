@@ -86,16 +86,12 @@ def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
 
 def attach_request_text(
     arrays: SequenceArrays, keys: Sequence[str], requests: Sequence[Any], bundle: Any
-) -> np.ndarray | None:
+) -> None:
     """Set the text inputs of ``arrays`` (samples keyed by ``keys``) in place.
 
     The same steps as :func:`modelkit.text_features.attach_text` (the vectorisers'
     ``encode``, :func:`modelkit.text_features.attach_tokens`) on plain columns: a pandas
     frame only for the item-attribute channel, whose strings training builds from one.
-
-    Returns:
-        ``(E, L)`` token ids of the events' own text (for the prediction log's text
-        summaries), or ``None`` when the bundle has no event-text vectoriser.
     """
     features = bundle.text
     columns = request_columns(keys, requests, features.settings.history_texts)
@@ -110,4 +106,3 @@ def attach_request_text(
         arrays, columns["user_id"], columns["time_ns"], wanted, texts, features,
         bundle.feature_config,
     )  # fmt: skip
-    return tokens.get("text_tokens")
