@@ -197,10 +197,10 @@ class RuntimePredictor(Predictor):
         """See :meth:`Predictor.predict` (same outputs within :data:`TOLERANCE`)."""
         arrays = self._check(inputs)
         rows = next(iter(arrays.values())).shape[0]
-        runner = self._runners.get(bucket_size(rows)) if 0 < rows <= BUCKETS[-1] else None
+        size = bucket_size(rows) if 0 < rows <= BUCKETS[-1] else 0  # 0: no runner
+        runner = self._runners.get(size)
         if runner is None:
             return super().predict(arrays)
-        size = bucket_size(rows)
         padded = {
             k: v
             if rows == size
