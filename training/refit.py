@@ -206,11 +206,15 @@ def refit_best(
             streamed = None
             if config.train.input == "stream":  # tf.data over train + validation shards
                 streamed = write_streamed(config, data, Path(shards), refit=True)
-            inputs = fit_inputs(config, data, streamed, config.train.seed)
+            inputs = (
+                fit_inputs(config, data, streamed, config.train.seed)
+                if streamed
+                else {"train": trainval}
+            )
             result = fit_model(
                 plan,
                 data.spec,
-                **(inputs if streamed else {"train": trainval}),
+                **inputs,
                 epochs=epochs,
                 batch_size=config.train.batch_size,
                 seed=config.train.seed,
