@@ -151,11 +151,3 @@ class TextVectorizer:
         return cls(
             vocabulary=list(data["vocabulary"]), tokens_per_text=int(data["tokens_per_text"])
         )
-
-
-def token_stats(ids: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per text: number of tokens and the share of them out of vocabulary (NaN if none)."""
-    count = (ids > 0).sum(axis=1)
-    oov = (ids == 1).sum(axis=1)
-    share = np.where(count > 0, oov / np.maximum(count, 1), np.nan)
-    return count.astype(np.int64), share.astype(np.float64)
