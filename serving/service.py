@@ -97,7 +97,7 @@ def _error(status: int, field: str, message: str) -> JSONResponse:
     return JSONResponse({"error": f"{field}: {message}", "field": field}, status_code=status)
 
 
-@bentoml.service(name="interest", workers=2, traffic={"timeout": 30})
+@bentoml.service(name="interest", traffic={"timeout": 30})
 @bentoml.asgi_app(info_app, path="/")
 class InterestService:
     """Next-category, purchase, churn and interest-trajectory predictions."""

@@ -124,14 +124,14 @@ def _serve(tmp_path_factory, workers: int | None = None):
 
 @pytest.fixture(scope="module")
 def deployed(tmp_path_factory):
-    """One worker (the service's default is two, served by ``deployed_2_workers``)."""
-    yield from _serve(tmp_path_factory, workers=1)
+    """The service's default: one worker."""
+    yield from _serve(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")
 def deployed_2_workers(tmp_path_factory):
-    """The service's default: two processes behind one port."""
-    yield from _serve(tmp_path_factory)
+    """Two worker processes behind one port (BENTOML_CONFIG_OPTIONS)."""
+    yield from _serve(tmp_path_factory, workers=2)
 
 
 def _events(n: int = 6, end: datetime | None = None, unknown: bool = False) -> list[dict]:
