@@ -131,6 +131,9 @@ class TrainConfig(_Section):
     # Platt-calibrate buy/churn on validation (a second fit on train only). Off: on the shared
     # samples the validation map made test ECE worse in 3 of 4 heads (base rates drift).
     calibrate: bool = False
+    # The refit trains this many members of the winning plan (seeds seed, seed+1, ...) and
+    # saves one Keras model averaging their outputs (modelkit.ensemble); trials train one.
+    ensemble: int = Field(1, ge=1)
     # Fit text vectorisers (event text, item attributes) on the training window and let the
     # study switch the text channels on (training.text_data). Off: logs train as before.
     text_features: bool = False

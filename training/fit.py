@@ -19,6 +19,7 @@ import numpy as np
 from core.arrays import FeatureSpec, SequenceArrays
 from modelkit.builder import build_model, compile_model
 from modelkit.bundle import Predictor
+from modelkit.ensemble import first_member
 from modelkit.layers import HeuristicFeatures
 from training.headfit import init_linear_heads
 from training.pretrain import (
@@ -184,7 +185,9 @@ def initialise(
     if plan.init == "warm_start":
         if warm_start is None:
             raise ValueError("plan asks for a warm start but no champion model was given")
-        return transfer_encoder_weights(warm_start, model), time.perf_counter() - start
+        # An ensemble champion (modelkit.ensemble) lends its first member's weights.
+        source = first_member(warm_start)
+        return transfer_encoder_weights(source, model), time.perf_counter() - start
     return 0, 0.0
 
 

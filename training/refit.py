@@ -33,6 +33,7 @@ from modelkit.registry import download_bundle
 from modelkit.text_layers import reads_text
 from training.card import save_plots, write_card
 from training.contenders import log_samples
+from training.ensemble import fit_ensemble
 from training.fit import fit_model, predict_arrays
 from training.promotion import Candidate, PromotionDecision
 from training.search import TrialPlan
@@ -211,13 +212,18 @@ def refit_best(
                 if streamed
                 else {"train": trainval}
             )
-            result = fit_model(
+            members = config.train.ensemble
+            result = fit_ensemble(
                 plan,
                 data.spec,
                 **inputs,
+                members=members,
+                seed=config.train.seed,
+                on_member=(lambda i: say(f"fitting member {i + 1}/{members}"))
+                if members > 1
+                else None,
                 epochs=epochs,
                 batch_size=config.train.batch_size,
-                seed=config.train.seed,
                 pretrain_epochs=config.train.pretrain_epochs,
                 warm_start=warm_start,
                 on_epoch=on_epoch,
