@@ -6,9 +6,16 @@ before the test cutoff; the model (one fixed :class:`ModelConfig`, no study) tra
 train and validation cutoffs, whose label windows all end by the test cutoff, once with the
 text channels off and once on (same seeds, same samples); the baselines of
 :mod:`evaluation.suite` (popularity, personal frequency/decay, repeat, ``gbdt_rerank``) are
-tuned on the validation samples and scored on the same test samples. Per task the JSON holds
-``text_over_no_text_recall_ratio`` (recall@10 with / without, mean over seeds) and the model
-with text over the best baseline.
+tuned on the validation samples and scored on the same test samples.
+
+Variants (:data:`VARIANTS`): ``text`` (the input-side channels of the task), ``content``
+(content-aware category embeddings, :mod:`modelkit.content`), ``text_content`` (both). Each
+variant is also trained on the train cutoffs alone and scored on the validation samples; the
+text variant with the best validation recall@10 is the one reported as "with text" (test
+figures never choose). Content profiles read text before the earliest training cutoff while
+training and before the scored cutoff (validation or test) when scoring. Per task the JSON
+holds ``text_over_no_text_recall_ratio`` (test recall@10 of the chosen variant over the
+text-free model, mean over seeds) and the chosen variant over the best baseline.
 
 Cutoffs of the review log sit at midnight UTC and its events are dated to the day: a user's
 same-day reviews fall wholly before or wholly after any cutoff (a day is one step), and
@@ -130,19 +137,28 @@ def prepare_text_task(task: TextTask) -> dict[str, Any]:
     vocab = fit_vocabulary(events.loc[before, ["category_id"]], config.features)
     text = fit_text_features(events, splits.test)
     tokens = event_tokens(text, events)
+    from modelkit.content import content_spec
+
     encoded = encode_events(events, vocab)
     sets = {}
     for name, cutoffs in (("train", splits.train), ("val", [splits.val]), ("test", [splits.test])):
         arrays = build_features(encoded, cutoffs, vocab, config.features)
         sets[name] = attach_text(arrays, events, text, config.features, tokens)
     sets["fit"] = SequenceArrays.concat([sets["train"], sets["val"]])
-    spec = text_spec(feature_spec(vocab, config.features), text)
+    base = text_spec(feature_spec(vocab, config.features), text)
+    first = min(splits.train)
+    specs = {
+        name: content_spec(base, events, vocab, text, tokens, fit_until=first, score_until=until)
+        for name, until in (("val", splits.val), ("test", splits.test))
+    }
     return {"config": config, "events": events, "splits": splits, "vocab": vocab, "text": text,
-            "spec": spec, **sets}  # fmt: skip
+            "spec": specs["test"], "spec_val": specs["val"], **sets}  # fmt: skip
 
 
 def _fit_and_score(prepared: dict[str, Any], flags: dict[str, bool], budget: dict[str, Any],
-                   seed: int) -> dict[str, float]:  # fmt: skip
+                   seed: int, split: str = "test") -> dict[str, float]:  # fmt: skip
+    """Train on train + validation and score the test samples (``split="test"``), or train
+    on the train cutoffs and score the validation samples (``split="val"``)."""
     import dataclasses
 
     from evaluation.samples import score_predictions
@@ -157,11 +173,12 @@ def _fit_and_score(prepared: dict[str, Any], flags: dict[str, bool], budget: dic
         drop.pop("text_tokens")
     if flags.get("use_item_attrs"):
         drop.pop("attr_tokens")
-    train = dataclasses.replace(prepared["fit"], **drop)
-    test = dataclasses.replace(prepared["test"], **drop)
+    fit, scored, spec = ("fit", "test", "spec") if split == "test" else ("train", "val", "spec_val")
+    train = dataclasses.replace(prepared[fit], **drop)
+    test = dataclasses.replace(prepared[scored], **drop)
     result = fit_model(
         plan,
-        prepared["spec"],
+        prepared[spec],
         train,
         epochs=budget["epochs"],
         batch_size=budget["batch_size"],
@@ -171,6 +188,13 @@ def _fit_and_score(prepared: dict[str, Any], flags: dict[str, bool], budget: dic
     metrics = score_predictions(predict_arrays(result.model, test), test).metrics
     metrics["fit_seconds"] = result.seconds
     return metrics
+
+
+def variant_flags(task: TextTask) -> dict[str, dict[str, bool]]:
+    """ModelConfig switches of each variant: none, the task's channels, content, both."""
+    content = {"use_content": True}
+    return {"without": {}, "text": dict(task.channels), "content": content,
+            "text_content": {**task.channels, **content}}  # fmt: skip
 
 
 def _mean(runs: list[dict[str, float]]) -> dict[str, float]:
@@ -187,9 +211,22 @@ def run_text_task(name: str, budget_name: str = "small") -> dict[str, Any]:
     prepared = prepare_text_task(task)
     budget = TEXT_BUDGETS[budget_name]
     seeds = list(range(budget["seeds"]))
-    off = {flag: False for flag in task.channels}
-    without = [_fit_and_score(prepared, off, budget, s) for s in seeds]
-    with_text = [_fit_and_score(prepared, task.channels, budget, s) for s in seeds]
+    recall = "recall_at_10"
+    variants: dict[str, dict[str, Any]] = {}
+    runs: dict[str, list[dict[str, float]]] = {}
+    for variant, flags in variant_flags(task).items():
+        val = [_fit_and_score(prepared, flags, budget, s, "val") for s in seeds]
+        runs[variant] = [_fit_and_score(prepared, flags, budget, s) for s in seeds]
+        variants[variant] = {
+            "flags": sorted(flags),
+            "val_recall_at_10": float(np.mean([r[recall] for r in val])),
+            "val_per_seed": [r[recall] for r in val],
+            "test": _mean(runs[variant]),
+            "test_per_seed": [r[recall] for r in runs[variant]],
+        }
+    chosen = max((v for v in variants if v != "without"),
+                 key=lambda v: variants[v]["val_recall_at_10"])  # fmt: skip
+    without, with_text = runs["without"], runs[chosen]
     suite = run_baseline_suite(
         prepared["events"],
         prepared["test"],
@@ -202,7 +239,6 @@ def run_text_task(name: str, budget_name: str = "small") -> dict[str, Any]:
     baselines = suite.metrics
     model, plain = _mean(with_text), _mean(without)
     best = max(baselines, key=lambda b: baselines[b]["recall_at_10"])
-    recall = "recall_at_10"
     text = prepared["text"]
     return {
         "seconds": time.perf_counter() - start,
@@ -215,6 +251,13 @@ def run_text_task(name: str, budget_name: str = "small") -> dict[str, Any]:
         },
         "budget": {"name": budget_name, **budget},
         "seeds": seeds,
+        "variants": variants,
+        "chosen_variant": chosen,
+        "val_text_over_no_text_recall_ratio": (
+            variants[chosen]["val_recall_at_10"] / variants["without"]["val_recall_at_10"]
+            if variants["without"]["val_recall_at_10"]
+            else None
+        ),
         "with_text": model,
         "without_text": plain,
         "with_text_per_seed": [r[recall] for r in with_text],
@@ -234,8 +277,10 @@ def run_text_task(name: str, budget_name: str = "small") -> dict[str, Any]:
 def print_text_table(name: str, res: dict[str, Any]) -> None:
     """One block per text task: recall@10 of both variants and every baseline."""
     print(f"\n{name}: recall@10 (test samples {res['samples']['test']}, seeds {res['seeds']})")
-    print(f"  {'model + text/attributes':<28}{res['with_text']['recall_at_10']:.4f}")
-    print(f"  {'model without':<28}{res['without_text']['recall_at_10']:.4f}")
+    for variant, row in res.get("variants", {}).items():
+        print(f"  {'model ' + variant:<28}{row['test']['recall_at_10']:.4f}  (validation "
+              f"{row['val_recall_at_10']:.4f})")  # fmt: skip
+    print(f"  {'chosen on validation':<28}{res.get('chosen_variant', 'text')}")
     for base, metrics in sorted(res["baselines"].items()):
         print(f"  {'baseline ' + base:<28}{metrics['recall_at_10']:.4f}")
     print(

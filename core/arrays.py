@@ -50,6 +50,13 @@ TEXT_INPUT_NAMES: tuple[str, ...] = ("text_tokens", "attr_tokens")
 LABEL_NAMES: tuple[str, ...] = ("next_cats", "buy", "churn", "trajectory")
 
 
+#: FeatureSpec fields left out of its JSON when empty (specs without text hash as before).
+_OPTIONAL_SPEC_FIELDS: tuple[str, ...] = (
+    "n_text_tokens", "text_len", "n_attr_tokens", "attr_len", "text_hash",
+    "n_content_tokens", "content_len", "content", "content_fit",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class FeatureSpec:
     """Sizes the model needs, fixed when the vocabulary is fitted."""
@@ -73,11 +80,18 @@ class FeatureSpec:
     # Content hash of the text vocabularies: text layers are named after it, so a warm
     # start never copies token embeddings learned for another vocabulary.
     text_hash: str = ""
+    # Content profiles of the categories (modelkit.content: per category the token ids of
+    # its own training-window text, "V,K:base64"): ``content`` for scoring and serving,
+    # ``content_fit`` (text before the earliest training cutoff) for training.
+    n_content_tokens: int = 0
+    content_len: int = 0  # K
+    content: str = ""
+    content_fit: str = ""
 
     def to_json(self) -> str:
         """Serialise to canonical JSON."""
         data = asdict(self)
-        for name in ("n_text_tokens", "text_len", "n_attr_tokens", "attr_len", "text_hash"):
+        for name in _OPTIONAL_SPEC_FIELDS:
             if not data[name]:
                 del data[name]
         return json.dumps(data, sort_keys=True)

@@ -33,7 +33,7 @@ from modelkit.layers import (
 )
 from modelkit.mixture import mixture_output
 from modelkit.model_config import ModelConfig
-from modelkit.text_layers import fuse_text, text_input_names
+from modelkit.text_layers import category_content, fuse_text, text_input_names
 
 EVENT_INPUTS: tuple[str, ...] = ("cat", "beh", "hour", "gap", "age")
 
@@ -85,6 +85,8 @@ def encode_events(
     cat_emb, table = CategoryEmbedding(
         spec.n_categories, config.cat_embed_dim, name="cat_embedding"
     )(inputs["cat"])
+    if config.use_content:  # content embeddings join the id table on both sides
+        cat_emb, table = category_content(config, spec, table, inputs["cat"])
     parts = [
         cat_emb,
         keras.layers.Embedding(spec.n_behaviors, config.beh_embed_dim, name="beh_embedding")(

@@ -65,6 +65,10 @@ class ModelConfig:
     # sequence. Off by default: the feature spec must carry the channel to switch one on.
     use_text: bool = False
     use_item_attrs: bool = False
+    # Content-aware categories (modelkit.content, modelkit.text_layers.CategoryContent): each
+    # category's embedding (input side and tied output table) adds the projected mean token
+    # embedding of its own training-window text, so unseen items inherit from similar ones.
+    use_content: bool = False
     text_embed_dim: int = 32
     loss_next_cats: float = 1.0
     loss_buy: float = 0.5

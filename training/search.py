@@ -45,7 +45,8 @@ def suggest(
     Args:
         trial: the Optuna trial.
         can_warm_start: whether a champion exists to warm-start from.
-        text_channels: the text inputs the data carries (``text_tokens``, ``attr_tokens``;
+        text_channels: the text inputs the data carries (``text_tokens``, ``attr_tokens``,
+            ``content`` for category profiles;
             see ``modelkit.text_features``); only then are the text options searched, so
             studies on logs without text sample exactly as before.
 
@@ -78,7 +79,7 @@ def suggest(
 
 def suggest_text(trial: optuna.Trial, text_channels: tuple[str, ...]) -> dict[str, bool]:
     """The text switches for the channels present (none: no suggestion at all)."""
-    flags = {"text_tokens": "use_text", "attr_tokens": "use_item_attrs"}
+    flags = {"text_tokens": "use_text", "attr_tokens": "use_item_attrs", "content": "use_content"}
     return {
         flags[name]: trial.suggest_categorical(flags[name], [False, True])
         for name in text_channels

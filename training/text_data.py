@@ -18,6 +18,7 @@ from core.arrays import TEXT_INPUT_NAMES, FeatureSpec, SequenceArrays
 from core.config import ProjectConfig
 from core.dataset import PreparedData
 from evaluation.samples import score_predictions
+from modelkit.content import content_spec
 from modelkit.text_features import attach_text, event_tokens, fit_text_features, text_spec
 from training.fit import fit_model, predict_arrays
 from training.search import TrialPlan
@@ -55,13 +56,19 @@ def add_text(
     tokens = event_tokens(features, events)
     for arrays in (data.train, data.val, data.test):
         attach_text(arrays, events, features, config.features, tokens)
-    return dataclasses.replace(data, spec=text_spec(data.spec, features), text=features)
+    spec = content_spec(
+        text_spec(data.spec, features), events, data.vocab, features, tokens,
+        fit_until=min(data.splits.train), score_until=cutoff,
+    )  # fmt: skip
+    return dataclasses.replace(data, spec=spec, text=features)
 
 
 def text_channels(spec: FeatureSpec) -> tuple[str, ...]:
-    """The text inputs ``spec`` carries (what the search space may switch on)."""
+    """The text inputs ``spec`` carries, and ``content`` when it has category profiles
+    (what the search space may switch on)."""
     sizes = {"text_tokens": spec.text_len, "attr_tokens": spec.attr_len}
-    return tuple(name for name in TEXT_INPUT_NAMES if sizes[name])
+    names = tuple(name for name in TEXT_INPUT_NAMES if sizes[name])
+    return names + (("content",) if spec.content_len else ())
 
 
 def without_text(arrays: SequenceArrays) -> SequenceArrays:
@@ -85,10 +92,11 @@ def text_ablation(
     test samples; ``None`` when ``plan`` reads no text (nothing to compare).
     """
     model = plan.model
-    if not (model.use_text or model.use_item_attrs):
+    if not (model.use_text or model.use_item_attrs or model.use_content):
         return None
-    twin = dataclasses.replace(plan, model=dataclasses.replace(model, use_text=False,
-                                                              use_item_attrs=False))  # fmt: skip
+    plain_model = dataclasses.replace(model, use_text=False, use_item_attrs=False,
+                                      use_content=False)  # fmt: skip
+    twin = dataclasses.replace(plan, model=plain_model)
     trainval = without_text(SequenceArrays.concat([data.train, data.val]))
     fitted = fit_model(
         twin, data.spec, trainval, epochs=epochs, batch_size=batch_size, seed=seed,
@@ -98,7 +106,7 @@ def text_ablation(
     plain = score_predictions(predict_arrays(fitted.model, test), test).metrics
     key = "recall_at_10"
     return {
-        "channels": [n for n in ("use_text", "use_item_attrs") if getattr(model, n)],
+        "channels": [n for n in ("use_text", "use_item_attrs", "use_content") if getattr(model, n)],
         "with_text": {k: metrics.get(k) for k in CARD_KEYS},
         "without_text": {k: plain.get(k) for k in CARD_KEYS},
         "text_over_no_text_recall_ratio": metrics[key] / plain[key] if plain.get(key) else None,

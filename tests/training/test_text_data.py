@@ -59,7 +59,7 @@ def job():
 def test_add_text_fits_on_the_validation_window(job):
     config, events, data = job
     with_text = add_text(events, data, config)
-    assert text_channels(with_text.spec) == ("text_tokens",)
+    assert text_channels(with_text.spec) == ("text_tokens", "content")
     assert text_channels(data.spec) == ()
     vocab = with_text.text.text.vocabulary
     val_day = (data.splits.val - pd.Timestamp("2024-01-01", tz="UTC")).days
@@ -79,7 +79,7 @@ def test_search_offers_text_only_when_the_data_has_it(job):
     assert "use_text" not in study.trials[-1].params and not plain.model.use_text
     trial = optuna.trial.FixedTrial(
         {**{k: v for k, v in plain.params().items() if k in study.trials[-1].params},
-         "use_text": True}
+         "use_text": True, "use_content": False}
     )  # fmt: skip
     plan = suggest(trial, text_channels=text_channels(with_text.spec))
     assert plan.model.use_text
