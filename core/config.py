@@ -177,6 +177,11 @@ class ServingConfig(_Section):
     top_k: int = Field(10, ge=1)
     auth_token: str | None = None
     log_rotate_rows: int = Field(50_000, ge=1)
+    # "queued": prediction-log records are built and written by a background thread after
+    # the answers (flushed at shutdown; a killed server loses what is queued); "sync": written
+    # before the answers, a 503 when they cannot be (serving/logqueue.py, CONTRACT.md).
+    log_write: Literal["queued", "sync"] = "queued"
+    log_queue_batches: int = Field(1024, ge=1)  # micro-batches waiting at most, then dropped
     max_future_skew_s: float = 300.0  # tolerated clock skew for "events from the future"
     # Seconds between the service's registry checks of whether it serves the champion
     # (0 disables the check; /model then reports is_champion null).

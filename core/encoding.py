@@ -71,6 +71,15 @@ def _behavior_codes() -> dict[str, int]:
     return {b: i for i, b in enumerate(BEHAVIORS)}
 
 
+def encode_behaviors(values: Sequence[str] | np.ndarray) -> np.ndarray:
+    """Return int8 behaviour indices of canonical behaviour names (0 is padding).
+
+    Raises:
+        ValueError: on an unknown behaviour, naming it.
+    """
+    return _encode_behaviors(np.asarray(values, dtype=object))
+
+
 def _encode_behaviors(values: np.ndarray) -> np.ndarray:
     if len(values) <= DICT_LOOKUP_MAX:  # a dict beats pandas' index on a request's events
         get = _behavior_codes().get

@@ -34,7 +34,14 @@ from core.vocab import Vocabulary
 #: Samples per chunk: bounds the (chunk, P, C1) histogram temporaries.
 CHUNK_SAMPLES = 65_536
 # behaviour index -> position in CORE_BEHAVIORS, -1 for padding and non-core behaviours.
-__all__ = ["EncodedEvents", "build_features", "encode_arrays", "encode_events", "feature_spec"]
+__all__ = [
+    "EncodedEvents",
+    "build_features",
+    "build_inputs_at",
+    "encode_arrays",
+    "encode_events",
+    "feature_spec",
+]
 
 _CORE_LUT = np.array(
     [-1] + [CORE_BEHAVIORS.index(b) if b in CORE_BEHAVIORS else -1 for b in BEHAVIORS]
@@ -95,14 +102,41 @@ def build_features(
     return parts[0] if len(parts) == 1 else SequenceArrays.concat(parts)
 
 
+def build_inputs_at(
+    enc: EncodedEvents, cutoffs_ns: np.ndarray, vocab: Vocabulary, config: FeatureConfig
+) -> SequenceArrays:
+    """Model inputs of every user of ``enc`` as of that user's own cutoff, in one pass.
+
+    The same computation as ``build_features(..., with_labels=False)`` at each user's cutoff
+    (serving encodes a batch of requests with different cutoffs this way: no loop over
+    users or cutoffs). Users without a history event before their cutoff get no sample.
+
+    Args:
+        enc: encoded events (users ascending, as :func:`encode_arrays` returns them).
+        cutoffs_ns: (U,) int64 cutoff of each user of ``enc`` (ns since the epoch, UTC).
+        vocab: the fitted vocabulary.
+        config: the feature contract.
+
+    Returns:
+        Inputs (no labels), samples in user order; ``user_id`` and ``cutoff`` per sample.
+    """
+    if enc.vocab_hash != vocab.hash:
+        raise ValueError("events were encoded with a different vocabulary")
+    cutoffs = np.asarray(cutoffs_ns, dtype=np.int64)
+    if cutoffs.shape != enc.starts.shape:
+        raise ValueError(f"{cutoffs.shape[0]} cutoffs for {enc.starts.shape[0]} users")
+    return _build_cutoff(enc, cutoffs, vocab, config, with_labels=False)
+
+
 def _build_cutoff(
     enc: EncodedEvents,
-    cutoff: int,
+    cutoff: int | np.ndarray,
     vocab: Vocabulary,
     config: FeatureConfig,
     with_labels: bool,
     users: np.ndarray | None = None,
 ) -> SequenceArrays:
+    # cutoff: one for every user (training), or (U,) one per user (serving, no labels).
     starts, stops = enc.starts, enc.stops()
     end = search_ranges(enc.time, starts, stops, cutoff)
     lo = starts
@@ -116,11 +150,15 @@ def _build_cutoff(
     for first in range(0, n, CHUNK_SAMPLES):
         rows = slice(first, first + CHUNK_SAMPLES)
         chunk = users[rows]
-        _fill_inputs(out, rows, enc, end[chunk], lo[chunk], cutoff, vocab, config)
+        at = cutoff if np.ndim(cutoff) == 0 else cutoff[chunk]
+        _fill_inputs(out, rows, enc, end[chunk], lo[chunk], at, vocab, config)
         if with_labels:
             build_labels(out, rows, enc, end[chunk], stops[chunk], cutoff, vocab, config)
     out.user_id = enc.user_ids[users] if n else np.empty(0, dtype=object)
-    out.cutoff = np.full(n, np.datetime64(cutoff, "ns"))
+    if np.ndim(cutoff) == 0:
+        out.cutoff = np.full(n, np.datetime64(cutoff, "ns"))
+    else:
+        out.cutoff = cutoff[users].astype("datetime64[ns]")
     return out
 
 
@@ -150,11 +188,15 @@ def _fill_inputs(
     enc: EncodedEvents,
     end: np.ndarray,
     lo: np.ndarray,
-    cutoff: int,
+    cutoff: int | np.ndarray,
     vocab: Vocabulary,
     config: FeatureConfig,
 ) -> None:
-    """Write the last-N sequence and the period features of one chunk of samples."""
+    """Write the last-N sequence and the period features of one chunk of samples.
+
+    ``cutoff``: one for the chunk, or (n,) one per sample.
+    """
+    per_sample = np.ndim(cutoff) > 0
     big_n = config.max_events
     pos = end[:, None] - big_n + np.arange(big_n)
     valid = pos >= lo[:, None]
@@ -163,7 +205,8 @@ def _fill_inputs(
     out.cat[rows] = np.where(valid, enc.cat[pos], 0)
     out.beh[rows] = np.where(valid, enc.beh[pos], 0)
     out.hour[rows] = np.where(valid, (t // HOUR_NS) % 24 + 1, 0)
-    out.age[rows] = np.where(valid, np.log1p(np.maximum(cutoff - t, 0) / HOUR_NS), 0.0)
+    at = cutoff[:, None] if per_sample else cutoff
+    out.age[rows] = np.where(valid, np.log1p(np.maximum(at - t, 0) / HOUR_NS), 0.0)
     both = valid[:, 1:] & valid[:, :-1]
     gap = np.zeros(valid.shape, np.float64)
     gap[:, 1:] = np.where(both, np.log1p(np.maximum(np.diff(t, axis=1), 0) / HOUR_NS), 0.0)
@@ -172,7 +215,7 @@ def _fill_inputs(
     length, n_periods = period_ns(config.period), config.n_periods
     first = search_ranges(enc.time, lo, end, cutoff - n_periods * length)
     sample, ev = flatten_ranges(first, end)
-    slot = n_periods - 1 - (cutoff - enc.time[ev] - 1) // length
+    slot = n_periods - 1 - ((cutoff[sample] if per_sample else cutoff) - enc.time[ev] - 1) // length
     n, c1 = end.shape[0], config.top_categories + 1
     buckets = vocab.bucket(enc.cat[ev])
     out.period_dist[rows] = normalize_rows(histogram(sample, slot, buckets, n, n_periods, c1))

@@ -45,7 +45,9 @@ def to_ns(timestamp: pd.Timestamp | str) -> int:
     return int(ts.as_unit("ns").value)
 
 
-def search_ranges(time: np.ndarray, lo: np.ndarray, hi: np.ndarray, bound: int) -> np.ndarray:
+def search_ranges(
+    time: np.ndarray, lo: np.ndarray, hi: np.ndarray, bound: int | np.ndarray
+) -> np.ndarray:
     """Per range ``[lo[i], hi[i])`` of sorted times, the first offset with ``time >= bound``.
 
     A vectorised binary search over all ranges at once: O(n log E), no per-user loop.
@@ -54,16 +56,17 @@ def search_ranges(time: np.ndarray, lo: np.ndarray, hi: np.ndarray, bound: int) 
         time: (E,) int64 times, ascending within each range.
         lo: (n,) range starts.
         hi: (n,) range ends (exclusive).
-        bound: time bound in nanoseconds.
+        bound: time bound in nanoseconds, one for all ranges or (n,) one per range.
 
     Returns:
         (n,) offsets in ``lo..hi`` (``hi`` when every time in the range is below ``bound``).
     """
     if lo.shape[0] <= 8:  # a serving request: numpy's own search beats the vectorised loop
+        bounds = np.broadcast_to(bound, lo.shape).tolist()
         return np.array(
             [
-                a + np.searchsorted(time[a:b], bound)
-                for a, b in zip(lo.tolist(), hi.tolist(), strict=False)
+                a + np.searchsorted(time[a:b], x)
+                for a, b, x in zip(lo.tolist(), hi.tolist(), bounds, strict=False)
             ],
             dtype=np.int64,
         )

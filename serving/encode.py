@@ -23,13 +23,18 @@ from core.predlog import RANKED_CATEGORIES, PredictionRecord, finite, rank_categ
 from core.profile import PROFILE_COLUMNS, summarize_columns
 from core.schema import conform
 from core.textstats import text_profile
+from core.vocab import OOV_INDEX
 from serving.schemas import ModelRef, PredictRequest
 from serving.text import attach_request_text, reads_text
+from serving.wire import RequestBatch
 
 TRAJECTORY_TOP = 5  # buckets reported per future period
 _NUDGE = timedelta(milliseconds=1)  # cutoff moves just past tolerated "future" events
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
+
+
+_NUDGE_NS = _NUDGE // _US * 1000
 
 
 def _ns(value: datetime) -> int:
@@ -38,7 +43,7 @@ def _ns(value: datetime) -> int:
 
 
 class RequestError(ValueError):
-    """Bad input that pydantic could not catch; ``field`` locates it in the body."""
+    """Bad input that the request schema cannot catch; ``field`` locates it in the body."""
 
     def __init__(self, field: str, message: str) -> None:
         super().__init__(f"{field}: {message}")
@@ -56,64 +61,89 @@ class Encoded:
     request_ids: list[str]
 
 
-def resolve_cutoff(
-    request: PredictRequest, config: ServingConfig, now: datetime, prefix: str = ""
-) -> datetime:
-    """Validate a request against the serving limits and return its effective cutoff.
+def resolve_cutoffs(
+    batch: RequestBatch, config: ServingConfig, now: datetime, prefixes: Sequence[str]
+) -> np.ndarray:
+    """Validate requests against the serving limits; return each one's cutoff (int64 ns).
 
-    The cutoff is ``request.cutoff`` or ``now``. Events later than the cutoff by at most
-    ``config.max_future_skew_s`` (client clock skew) are kept and the cutoff moves 1 ms past
-    the last of them; later events are rejected.
+    The cutoff is the request's ``cutoff`` or ``now``. Events later than the cutoff by at
+    most ``config.max_future_skew_s`` (client clock skew) are kept and the cutoff moves 1 ms
+    past the last of them; later events are rejected. One vectorised pass over all events.
 
     Raises:
-        RequestError: too many events, or an event from the future.
+        RequestError: too many events, or an event from the future (the first request in
+            order that has either, naming the field with its prefix ``users[i].``).
     """
+    counts = np.diff(batch.stops, prepend=0)
+    now_ns = _ns(now)
+    cutoff = np.array([now_ns if u.cutoff is None else _ns(u.cutoff) for u in batch.users])
+    limit = cutoff + _ns(_EPOCH + timedelta(seconds=config.max_future_skew_s))
+    late = batch.time_ns > np.repeat(limit, counts)
+    too_many = counts > config.max_events
+    if too_many.any() or late.any():
+        bad_user = np.flatnonzero(
+            too_many | (np.bincount(_owners(counts)[late], minlength=len(counts)) > 0)
+        )
+        _raise_first(batch, int(bad_user[0]), late, config, now, prefixes)
+    last = np.maximum.reduceat(batch.time_ns, batch.starts) if len(batch.time_ns) else cutoff
+    return np.where(last >= cutoff, np.maximum(cutoff, last + _NUDGE_NS), cutoff)
+
+
+def _owners(counts: np.ndarray) -> np.ndarray:
+    return np.repeat(np.arange(len(counts)), counts)
+
+
+def _raise_first(
+    batch: RequestBatch,
+    user: int,
+    late: np.ndarray,
+    config: ServingConfig,
+    now: datetime,
+    prefixes: Sequence[str],
+) -> None:
+    request, prefix = batch.users[user], prefixes[user]
     if len(request.events) > config.max_events:
         raise RequestError(
             f"{prefix}events",
             f"{len(request.events)} events exceed the limit of {config.max_events}",
         )
+    start = int(batch.starts[user])
+    i = int(np.argmax(late[start : int(batch.stops[user])]))
+    stamp = _EPOCH + timedelta(microseconds=int(batch.time_ns[start + i]) // 1000)
     cutoff = request.cutoff or now
-    limit = cutoff + timedelta(seconds=config.max_future_skew_s)
-    last = request.events[0].timestamp
-    for i, event in enumerate(request.events):
-        if event.timestamp > limit:
-            raise RequestError(
-                f"{prefix}events[{i}].timestamp",
-                f"{event.timestamp.isoformat()} is after the cutoff {cutoff.isoformat()} "
-                f"by more than {config.max_future_skew_s:g} s",
-            )
-        last = max(last, event.timestamp)
-    return max(cutoff, last + _NUDGE) if last >= cutoff else cutoff
+    raise RequestError(
+        f"{prefix}events[{i}].timestamp",
+        f"{stamp.isoformat()} is after the cutoff {cutoff.isoformat()} "
+        f"by more than {config.max_future_skew_s:g} s",
+    )
 
 
-def events_frame(keys: Sequence[str], requests: Sequence[PredictRequest]) -> pd.DataFrame:
+def events_frame(keys: Sequence[str], requests: Sequence[Any]) -> pd.DataFrame:
     """Return the canonical events frame of ``requests``, user ids replaced by ``keys``.
 
-    The hot path skips pandas (:func:`encode_requests` feeds ``encode_arrays``); this frame
+    The hot path skips pandas (:func:`encode_requests` feeds ``encode_codes``); this frame
     is the same events in the canonical schema, for parity checks and offline replays.
     """
-    cols: dict[str, list[Any]] = {
-        c: [] for c in ("user_id", "item_id", "category_id", "behavior", "timestamp")
+    batch = _as_batch(requests)
+    events = batch.events
+    cols: dict[str, Any] = {
+        "user_id": np.repeat(np.asarray(keys, dtype=object), np.diff(batch.stops, prepend=0)),
+        "item_id": [e.item_id for e in events],
+        "category_id": batch.category_id,
+        "behavior": batch.behavior,
+        "timestamp": pd.to_datetime(batch.time_ns, utc=True),
     }
-    cols.update(price=[], brand=[], session_id=[], text=[], item_text=[])
-    for key, request in zip(keys, requests, strict=True):
-        for e in request.events:
-            cols["user_id"].append(key)
-            cols["item_id"].append(e.item_id)
-            cols["category_id"].append(e.category_id)
-            cols["behavior"].append(e.behavior)
-            cols["timestamp"].append(e.timestamp)
-            cols["price"].append(e.price)
-            cols["brand"].append(e.brand)
-            cols["session_id"].append(e.session_id)
-            cols["text"].append(e.text)
-            cols["item_text"].append(e.item_text)
+    for name in ("price", "brand", "session_id", "text", "item_text"):
+        cols[name] = [getattr(e, name) for e in events]
     return conform(pd.DataFrame(cols))
 
 
+def _as_batch(requests: Sequence[PredictRequest] | RequestBatch) -> RequestBatch:
+    return requests if isinstance(requests, RequestBatch) else RequestBatch.from_requests(requests)
+
+
 def encode_requests(
-    requests: Sequence[PredictRequest],
+    requests: Sequence[PredictRequest] | RequestBatch,
     bundle: Any,
     config: ServingConfig,
     now: datetime,
@@ -121,57 +151,44 @@ def encode_requests(
 ) -> Encoded:
     """Validate and encode requests into one :class:`SequenceArrays` (request order).
 
+    All requests' events go through the shared feature code in one pass
+    (``core.features.build_inputs_at``: each user at its own cutoff), no loop per user.
+
     Args:
-        requests: parsed requests.
+        requests: parsed requests (pydantic, or the columns of :mod:`serving.wire`).
         bundle: a ``modelkit.bundle.Bundle`` (vocab, feature_config).
         config: serving limits.
         now: the server clock (UTC), the default cutoff.
         prefixes: field prefix per request for error messages (``"users[3]."``).
 
     Raises:
-        RequestError: see :func:`resolve_cutoff`; or no event left inside the history window.
+        RequestError: see :func:`resolve_cutoffs`; or no event left inside the history window.
     """
-    from core.encoding import encode_arrays
-    from core.features import build_features
+    from core.encoding import encode_behaviors, encode_codes
+    from core.features import build_inputs_at
 
-    prefixes = prefixes or [""] * len(requests)
-    cutoffs = [resolve_cutoff(r, config, now, p) for r, p in zip(requests, prefixes, strict=True)]
-    keys = [f"r{i:06d}" for i in range(len(requests))]
-    parts = []
-    # build_features pairs every user with every cutoff: call it once per distinct cutoff.
-    for cutoff in sorted(set(cutoffs)):
-        members = [i for i, c in enumerate(cutoffs) if c == cutoff]
-        events = [(keys[i], e) for i in members for e in requests[i].events]
-        encoded = encode_arrays(
-            np.array([k for k, _ in events], dtype=object),
-            np.fromiter((_ns(e.timestamp) for _, e in events), np.int64, len(events)),
-            np.array([e.category_id for _, e in events], dtype=object),
-            np.array([e.behavior for _, e in events], dtype=object),
-            bundle.vocab,
+    batch = _as_batch(requests)
+    n = len(batch)
+    prefixes = prefixes or [""] * n
+    cutoffs = resolve_cutoffs(batch, config, now, prefixes)
+    keys = np.array([f"r{i:06d}" for i in range(n)], dtype=object)  # ascending, as required
+    owners = _owners(np.diff(batch.stops, prepend=0))
+    cat = bundle.vocab.encode(batch.category_id)
+    events = encode_codes(
+        owners, keys, batch.time_ns, cat, encode_behaviors(batch.behavior), bundle.vocab
+    )
+    arrays = build_inputs_at(events, cutoffs, bundle.vocab, bundle.feature_config)
+    if len(arrays.user_id) < n:  # samples come in user order; name the first user left out
+        missing = sorted(set(range(n)) - {int(str(k)[1:]) for k in arrays.user_id})[0]
+        raise RequestError(
+            f"{prefixes[missing]}events", "no events inside the model's history window"
         )
-        parts.append(
-            build_features(
-                encoded,
-                [pd.Timestamp(cutoff)],
-                bundle.vocab,
-                bundle.feature_config,
-                with_labels=False,
-            )
-        )
-    arrays = parts[0] if len(parts) == 1 else SequenceArrays.concat(parts)
-    position = {str(u): i for i, u in enumerate(arrays.user_id)}
-    for key, prefix in zip(keys, prefixes, strict=True):
-        if key not in position:
-            raise RequestError(f"{prefix}events", "no events inside the model's history window")
-    arrays = arrays.select(np.array([position[k] for k in keys]))
     if reads_text(bundle):
-        attach_request_text(arrays, keys, requests, bundle)
-    # One vocabulary lookup for all requests' events, split back per request.
-    unknown = bundle.vocab.encode([e.category_id for r in requests for e in r.events]) == 1
-    stops = np.cumsum([len(r.events) for r in requests])[:-1]
-    oov = [int(part.sum()) for part in np.split(unknown, stops)]
-    ids = [uuid.uuid4().hex for _ in requests]
-    return Encoded(arrays=arrays, cutoffs=cutoffs, oov_events=oov, request_ids=ids)
+        attach_request_text(arrays, keys.tolist(), batch, bundle)
+    oov = np.bincount(owners, weights=cat == OOV_INDEX, minlength=n).astype(int).tolist()
+    ids = [uuid.uuid4().hex for _ in range(n)]
+    times = [_EPOCH + timedelta(microseconds=c // 1000) for c in cutoffs.tolist()]
+    return Encoded(arrays=arrays, cutoffs=times, oov_events=oov, request_ids=ids)
 
 
 def _json_time(value: datetime) -> str:

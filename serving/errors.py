@@ -144,7 +144,11 @@ def with_cutoff(
             f"the history window {history} before the cutoff {_iso(cutoff)} ({source}), "
             f"i.e. {_iso(start)} .. {_iso(cutoff)}"
         )
-    stamps = [e.timestamp for e in request.events]
+    # Naive times mean UTC (msgspec keeps them naive; pydantic's are already UTC).
+    stamps = [
+        e.timestamp if e.timestamp.tzinfo else e.timestamp.replace(tzinfo=UTC)
+        for e in request.events
+    ]
     span = f"the events span {_iso(min(stamps))} .. {_iso(max(stamps))}"
     hint = "" if given else "; send `cutoff` to predict as of the events' time"
     return f"{message}: {window}; {span}{hint}"

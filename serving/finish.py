@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -19,15 +20,16 @@ from core.config import ServingConfig
 from core.predlog import PredictionLog, PredictionLogError
 from serving.deployed import Deployed
 from serving.encode import Encoded, build_responses, log_records
-from serving.schemas import ModelRef, PredictRequest
+from serving.logqueue import LogQueue
+from serving.schemas import ModelRef
 from serving.stages import observe
 
 logger = logging.getLogger("bentoml.serve.interest")
 PREDLOG_FAILED = bentoml.metrics.Counter(
     name="interest_predlog_failed",
-    documentation="Predictions answered 503 because their log record could not be written",
+    documentation="Predictions without a log record: answered 503 (sync) or lost (queued)",
 )
-Job = tuple[list[PredictRequest], Encoded]  # one request group: requests, their encoding
+Job = tuple[Sequence[Any], Encoded]  # one request group: requests (user_id, top_k, ...), encoding
 
 
 def answer_batch(
@@ -37,10 +39,13 @@ def answer_batch(
     outputs: list[dict[str, Any]],
     predlog: PredictionLog,
     config: ServingConfig,
+    log_queue: LogQueue | None = None,
 ) -> list[list[dict[str, Any]]]:
-    """Build the responses of a micro-batch and write all their records with one write.
+    """Build the responses of a micro-batch and log all their records with one write.
 
     The responses are plain dicts in ``PredictResponse``'s JSON shape (:func:`build_responses`).
+    With ``log_queue`` the records are built and written by its thread after the answers
+    (``serving.log_write = "queued"``); without it, here, before them (``"sync"``).
 
     Args:
         served: the model that predicted (bundle, buckets).
@@ -49,9 +54,10 @@ def answer_batch(
         outputs: each group's model outputs.
         predlog: the prediction log.
         config: ``top_k``.
+        log_queue: the background log writer, if records are written after the answers.
 
     Raises:
-        PredictionLogError: the records could not be built or written (answer 503).
+        PredictionLogError: (sync only) the records could not be built or written (503).
     """
     bundle, version = served.bundle, served.model.version
     started = time.perf_counter()
@@ -71,16 +77,24 @@ def answer_batch(
     rows = sum(len(r) for r in answered)
     built = time.perf_counter()
     observe(version, "respond", built - started, len(jobs))
-    try:
-        records = log_records(
+    logged_at = datetime.now(UTC)
+
+    def build() -> list[Any]:
+        return log_records(
             _merge([e for _, e in jobs]),
             _merge_outputs(outputs),
             [r for batch in answered for r in batch],
             bundle.vocab,
             served.buckets,
-            datetime.now(UTC),
+            logged_at,
         )
-        predlog.write(records)
+
+    if log_queue is not None:
+        log_queue.submit(build, rows)
+        observe(version, "log_write", time.perf_counter() - built, len(jobs))
+        return answered
+    try:
+        predlog.write(build())
         observe(version, "log_write", time.perf_counter() - built, len(jobs))
     except PredictionLogError:
         PREDLOG_FAILED.inc(rows)

@@ -36,9 +36,10 @@ from datetime import UTC, datetime
 from typing import Any
 
 import bentoml
+import msgspec
 from fastapi import FastAPI, Request
 from pydantic import ValidationError
-from starlette.responses import JSONResponse
+from starlette.responses import JSONResponse, Response
 
 from core.config import ServingConfig, load_config
 from core.predlog import PredictionLog, PredictionLogError
@@ -56,17 +57,16 @@ from serving.deployed import (
 from serving.desired import Desired, DesiredFile
 from serving.encode import RequestError, encode_requests
 from serving.errors import quiet_client_errors, with_cutoff
-from serving.finish import Job, answer_batch
+from serving.finish import PREDLOG_FAILED, Job, answer_batch
 from serving.health import ReadyBody
 from serving.limits import RequestGuard
+from serving.logqueue import LogQueue
 from serving.openapi import document
 from serving.schemas import (
-    BatchRequest,
     BatchResponse,
     ModelInfo,
     ModelRef,
     ModelTagRequest,
-    PredictRequest,
     PredictResponse,
     ReloadResponse,
     ShadowResponse,
@@ -74,6 +74,7 @@ from serving.schemas import (
 from serving.shadow import ShadowRunner
 from serving.slots import ModelSlots
 from serving.stages import alone, observe, observe_parse
+from serving.wire import BatchRequestIODescriptor, PredictRequestIODescriptor, RequestBatch
 
 logger = logging.getLogger("bentoml.serve.interest")  # shown by BentoML's log config
 info_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
@@ -90,6 +91,10 @@ REJECTED = bentoml.metrics.Counter(
 def model_tag() -> str:
     """The BentoML model tag to serve (env ``INTEREST_BENTO_MODEL``)."""
     return os.environ.get("INTEREST_BENTO_MODEL") or f"{ServingConfig().bento_model}:latest"
+
+
+def _json(content: Any) -> Response:
+    return Response(msgspec.json.encode(content), media_type="application/json")
 
 
 def _error(status: int, field: str, message: str) -> JSONResponse:
@@ -111,6 +116,11 @@ class InterestService:
         paths = project.paths.resolved()
         self.config = project.serving
         self.predlog = PredictionLog(paths.prediction_log, self.config.log_rotate_rows)
+        self.log_queue = (
+            LogQueue(self.predlog.write, self.config.log_queue_batches, PREDLOG_FAILED.inc)
+            if self.config.log_write == "queued"
+            else None
+        )
         self.shadows = ShadowRunner(self.predlog.write, self.config)
         self.checker = ChampionChecker(registry_lookup(project), self.config.champion_check_s)
         desired = DesiredFile.for_server(paths.state_dir)
@@ -170,43 +180,44 @@ class InterestService:
         alias = CHAMPION if status.is_champion else None
         return ModelRef(**deployed.model.model_dump(), alias=alias)
 
-    async def _answer(
-        self, requests: list[PredictRequest], prefixes: list[str]
-    ) -> list[dict[str, Any]]:
+    async def _answer(self, batch: RequestBatch, prefixes: list[str]) -> list[dict[str, Any]]:
         now = datetime.now(UTC)
         with self.slots.acquire() as served:  # one model from encoding to the answer
             version = served.model.version
             observe_parse(version)
             started = time.perf_counter()
-            args = (requests, served.bundle, self.config, now, prefixes)
+            args = (batch, served.bundle, self.config, now, prefixes)
             try:
-                if sum(len(r.events) for r in requests) <= INLINE_EVENTS:
+                if len(batch.time_ns) <= INLINE_EVENTS:
                     encoded = encode_requests(*args)  # cheaper than the hop to a thread
                 else:
                     encoded = await asyncio.to_thread(encode_requests, *args)
             except RequestError as exc:  # name the cutoff used and the history window
                 history = served.bundle.feature_config.history
-                said = with_cutoff(exc.field, exc.message, requests, prefixes, now, history)
+                said = with_cutoff(exc.field, exc.message, batch.users, prefixes, now, history)
                 raise RequestError(exc.field, said) from exc
             observe(version, "encode", time.perf_counter() - started)
             assert served.batcher is not None
-            responses = await served.batcher.run(encoded.arrays.inputs(), (requests, encoded))
+            job = (batch.users, encoded)
+            responses = await served.batcher.run(encoded.arrays.inputs(), job)
         OOV_EVENTS.inc(sum(encoded.oov_events))
         return responses
 
     def _finish_batch(
         self, served: Deployed, jobs: list[Job], outputs: list[dict[str, Any]]
     ) -> list[list[dict[str, Any]]]:
-        answered = answer_batch(served, self._ref(served), jobs, outputs, self.predlog, self.config)
+        answered = answer_batch(
+            served, self._ref(served), jobs, outputs, self.predlog, self.config, self.log_queue
+        )
         if (shadow := self.slots.shadow) is not None:
             self.shadows.submit(shadow, jobs)  # on its own thread, after these answers
         return answered
 
     async def _guarded(
-        self, requests: list[PredictRequest], prefixes: list[str]
+        self, batch: RequestBatch, prefixes: list[str]
     ) -> list[dict[str, Any]] | JSONResponse:
         try:
-            return await self._answer(requests, prefixes)
+            return await self._answer(batch, prefixes)
         except RequestError as exc:
             return _error(400, exc.field, exc.message)
         except OverloadedError as exc:
@@ -214,15 +225,21 @@ class InterestService:
         except PredictionLogError as exc:
             return _error(503, "prediction_log", f"not answered: {exc}")
 
-    @bentoml.api(route="/predict", input_spec=PredictRequest, output_spec=PredictResponse)
-    async def predict(self, **request: Any) -> JSONResponse:
+    # Bodies are parsed by msgspec into columns (serving.wire; PredictRequest/BatchRequest stay
+    # the documented schema and the source of every 400); answers are dicts in
+    # PredictResponse's JSON shape, serialised once by msgspec: no per-item validation.
+    @bentoml.api(
+        route="/predict", input_spec=PredictRequestIODescriptor, output_spec=PredictResponse
+    )
+    async def predict(self, events: RequestBatch, **_unset: Any) -> Response:
         """Rank one user's next categories; purchase/churn odds; interest trajectory."""
-        # Answers are dicts in PredictResponse's JSON shape: no per-item validation.
-        result = await self._guarded([PredictRequest.model_construct(**request)], [""])
-        return JSONResponse(result[0]) if isinstance(result, list) else result
+        result = await self._guarded(events, [""])
+        return _json(result[0]) if isinstance(result, list) else result
 
-    @bentoml.api(route="/predict_batch", input_spec=BatchRequest, output_spec=BatchResponse)
-    async def predict_batch(self, users: list[PredictRequest]) -> JSONResponse:
+    @bentoml.api(
+        route="/predict_batch", input_spec=BatchRequestIODescriptor, output_spec=BatchResponse
+    )
+    async def predict_batch(self, users: RequestBatch) -> Response:
         """Predict for many users; one bad entry rejects the batch, naming ``users[i]``."""
         if len(users) > self.config.max_batch_users:
             return _error(
@@ -231,7 +248,7 @@ class InterestService:
                 f"{len(users)} users exceed the limit of {self.config.max_batch_users}",
             )
         result = await self._guarded(users, [f"users[{i}]." for i in range(len(users))])
-        return JSONResponse({"predictions": result}) if isinstance(result, list) else result
+        return _json({"predictions": result}) if isinstance(result, list) else result
 
     @info_app.get("/model", response_model=ModelInfo)
     def model_info(self) -> ModelInfo:
@@ -308,6 +325,8 @@ class InterestService:
         self.checker.close()
         self.slots.close()
         self.shadows.close()
+        if self.log_queue is not None:
+            self.log_queue.close()  # every queued record is written before the log closes
         self.predlog.close()
 
 

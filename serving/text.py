@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
-from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
@@ -19,10 +18,9 @@ import pandas as pd
 
 from core.arrays import TEXT_INPUT_NAMES, SequenceArrays
 from modelkit.text_features import attach_tokens, attribute_strings
+from serving.wire import RequestBatch
 
 _WORD = re.compile(r"\w", re.UNICODE)
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_US = timedelta(microseconds=1)
 
 
 def reads_text(bundle: Any) -> bool:
@@ -32,25 +30,30 @@ def reads_text(bundle: Any) -> bool:
     return any(name in bundle.predictor.input_specs for name in TEXT_INPUT_NAMES)
 
 
-def readable_texts(events: Sequence[Any], max_texts: int) -> set[int]:
+def readable_texts(times: Sequence[int], texts: Sequence[Any], max_texts: int) -> set[int]:
     """Positions of the ``max_texts`` newest events whose text has a word.
 
     Only those can reach the model (:func:`core.textbag.history_tokens` reads the newest
     texts before the cutoff, and every request event precedes its cutoff), so the rest are
     never vectorised: a long review history costs what its latest reviews cost.
+
+    Args:
+        times: one user's event times (any comparable unit), in request order.
+        texts: the events' texts (``None``: no text).
+        max_texts: how many texts the model reads.
     """
-    order = sorted(range(len(events)), key=lambda i: (events[i].timestamp, i), reverse=True)
+    order = sorted(range(len(times)), key=lambda i: (times[i], i), reverse=True)
     kept: set[int] = set()
     for i in order:
         if len(kept) == max_texts:
             break
-        if events[i].text and _WORD.search(events[i].text):  # normalize_text keeps words
+        if texts[i] and _WORD.search(texts[i]):  # normalize_text keeps words
             kept.add(i)
     return kept
 
 
 def request_columns(
-    keys: Sequence[str], requests: Sequence[Any], max_texts: int | None = None
+    keys: Sequence[str], batch: RequestBatch, max_texts: int | None = None
 ) -> dict[str, np.ndarray]:
     """The requests' events as columns: ``user_id`` (= ``keys``), ``time_ns`` (int64 ns),
     ``text``, ``item_text``, ``brand``, ``price`` (float, NaN if absent).
@@ -58,23 +61,23 @@ def request_columns(
     With ``max_texts``, event texts the model cannot read are left out (see
     :func:`readable_texts`).
     """
-    users, stamps, texts, item_texts, brands, prices = [], [], [], [], [], []
-    for key, request in zip(keys, requests, strict=True):
-        kept = None if max_texts is None else readable_texts(request.events, max_texts)
-        for i, e in enumerate(request.events):
-            users.append(key)
-            stamps.append((e.timestamp - _EPOCH) // _US * 1000)  # exact integer ns
-            texts.append(e.text if kept is None or i in kept else None)
-            item_texts.append(e.item_text)
-            brands.append(e.brand)
-            prices.append(np.nan if e.price is None else e.price)
+    events = batch.events
+    counts = np.diff(batch.stops, prepend=0)
+    texts = [e.text for e in events]
+    if max_texts is not None:
+        times = batch.time_ns.tolist()
+        for a, b in zip(batch.starts.tolist(), batch.stops.tolist(), strict=True):
+            kept = readable_texts(times[a:b], texts[a:b], max_texts)
+            for i in range(a, b):
+                if i - a not in kept:
+                    texts[i] = None
     return {
-        "user_id": np.array(users, dtype=object),
-        "time_ns": np.array(stamps, dtype=np.int64),
+        "user_id": np.repeat(np.asarray(keys, dtype=object), counts),
+        "time_ns": batch.time_ns,
         "text": np.array(texts, dtype=object),
-        "item_text": np.array(item_texts, dtype=object),
-        "brand": np.array(brands, dtype=object),
-        "price": np.array(prices, dtype=np.float64),
+        "item_text": np.array([e.item_text for e in events], dtype=object),
+        "brand": np.array([e.brand for e in events], dtype=object),
+        "price": np.array([np.nan if e.price is None else e.price for e in events], np.float64),
     }
 
 
@@ -85,7 +88,7 @@ def _frame(columns: dict[str, np.ndarray]) -> pd.DataFrame:
 
 
 def attach_request_text(
-    arrays: SequenceArrays, keys: Sequence[str], requests: Sequence[Any], bundle: Any
+    arrays: SequenceArrays, keys: Sequence[str], batch: RequestBatch, bundle: Any
 ) -> None:
     """Set the text inputs of ``arrays`` (samples keyed by ``keys``) in place.
 
@@ -94,7 +97,7 @@ def attach_request_text(
     frame only for the item-attribute channel, whose strings training builds from one.
     """
     features = bundle.text
-    columns = request_columns(keys, requests, features.settings.history_texts)
+    columns = request_columns(keys, batch, features.settings.history_texts)
     texts = columns["text"].tolist()
     tokens: dict[str, np.ndarray] = {}
     if features.text is not None:

@@ -143,7 +143,10 @@ def test_sigkill_under_load_keeps_one_whole_record_per_200(tmp_path: Path) -> No
     log_dir.parent.mkdir()
     log_dir.write_text("")  # a file where the log folder goes: the log cannot be written
     started = time.monotonic()
-    server, _ = _serve(tmp_path, f"serving:\n  max_events: 30\n  log_rotate_rows: {ROTATE_ROWS}\n")
+    server, _ = _serve(
+        tmp_path,
+        f"serving:\n  max_events: 30\n  log_rotate_rows: {ROTATE_ROWS}\n  log_write: sync\n",
+    )
     started = time.monotonic() - started
     stop, tally, watch = threading.Event(), Tally(), LogWatch(log_dir)
     threads = [
