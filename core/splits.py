@@ -6,7 +6,8 @@ horizon and the trajectory window (``future_periods`` periods). Defaults:
 * test = last event time - horizon (set ``split.test_cutoff`` to override);
 * val = test - span;
 * ``n_train_cutoffs`` train cutoffs ``train_step`` apart (default one period), the last at
-  val - span.
+  val - span (at val - train_step with ``overlap_train_labels``: train labels may then run
+  into the validation window, never into the test one).
 """
 
 from __future__ import annotations
@@ -89,17 +90,30 @@ def splits_from_range(
         else period_ns(features.period),
         unit="ns",
     )
-    last_train = val - span
+    overlap = split.overlap_train_labels
+    last_train = val - step if overlap else val - span
     train = [last_train - i * step for i in reversed(range(split.n_train_cutoffs))]
     splits = Splits(train=train, val=val, test=test, horizon=horizon)
-    check_splits(splits, first, features)
+    check_splits(splits, first, features, overlap_train_labels=overlap)
     return splits
 
 
-def check_splits(splits: Splits, first_event: pd.Timestamp, features: FeatureConfig) -> None:
-    """Raise ``ValueError`` on leakage between split label windows or history-less cutoffs."""
+def check_splits(
+    splits: Splits,
+    first_event: pd.Timestamp,
+    features: FeatureConfig,
+    *,
+    overlap_train_labels: bool = False,
+) -> None:
+    """Raise ``ValueError`` on leakage between split label windows or history-less cutoffs.
+
+    ``overlap_train_labels`` (``SplitConfig.overlap_train_labels``) lets train label
+    windows run past the validation cutoff; train cutoffs must still precede it.
+    """
     span = label_span(features)
     for cutoff in splits.train:
+        if overlap_train_labels and cutoff < splits.val:
+            continue
         if cutoff + span > splits.val:
             raise ValueError(
                 f"leakage: train cutoff {cutoff} labels run to {cutoff + span}, past the "

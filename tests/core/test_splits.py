@@ -76,3 +76,22 @@ def test_bad_inputs_name_the_field():
         make_splits(_events().iloc[:0], SplitConfig(), FeatureConfig())
     with pytest.raises(ValueError, match="split.train_step"):
         make_splits(_events(), SplitConfig(train_step="soon"), FeatureConfig())
+
+
+def test_overlapping_train_labels_reach_the_protocol_cutoff_on_a_short_log():
+    # Taobao's shape: 9 days, the 3-day protocol at the 7th; strictly temporal, the last train
+    # cutoff would sit at the log's first hour (no history).
+    first = pd.Timestamp("2017-11-24T16:00", tz="UTC")
+    events = pd.DataFrame({"timestamp": [first, pd.Timestamp("2017-12-03T15:00", tz="UTC")]})
+    features = FeatureConfig(horizon="3D", future_periods=3)
+    split = {"test_cutoff": "2017-11-30T16:00:00Z", "n_train_cutoffs": 4, "train_step": "12h"}
+    with pytest.raises(ValueError, match="no history"):
+        make_splits(events, SplitConfig(**split), features)
+    splits = make_splits(events, SplitConfig(**split, overlap_train_labels=True), features)
+    val = pd.Timestamp("2017-11-27T16:00", tz="UTC")
+    assert splits.test == pd.Timestamp("2017-11-30T16:00", tz="UTC") and splits.val == val
+    assert splits.train == [val - pd.Timedelta(hours=h) for h in (48, 36, 24, 12)]
+    # Validation labels still never reach the test window.
+    late = SplitConfig(**split, val_cutoff="2017-11-28T16:00:00Z", overlap_train_labels=True)
+    with pytest.raises(ValueError, match="leakage: validation"):
+        make_splits(events, late, features)

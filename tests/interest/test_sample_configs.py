@@ -31,3 +31,17 @@ def test_config_yields_thousands_of_train_samples(name: str, shared_data: Path) 
     assert len(data.train) >= 1_000, len(data.train)
     assert min(len(data.val), len(data.test)) >= 500
     assert max(data.splits.train) < data.splits.val < data.splits.test
+
+
+#: The test split of shared/data/README.md's protocol: (cutoff, horizon) per sample.
+PROTOCOL = {
+    "taobao": ("2017-11-30T16:00:00Z", "3D"),
+    "tmall": ("2014-07-16T00:00:00Z", "30D"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROTOCOL))
+def test_real_sample_configs_test_at_the_protocol_cutoff_and_horizon(name: str) -> None:
+    # What tune prints on test then sits next to shared/data/README.md's baseline table.
+    config = load_config(CONFIGS / f"{name}.toml", env={})
+    assert (config.split.test_cutoff, config.features.horizon) == PROTOCOL[name]
