@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
@@ -58,6 +59,9 @@ class PreparedData:
     # Fitted text vectorisers (``modelkit.text_features.TextFeatures``) when the job reads
     # text (``training.text_data.add_text``); typed loosely: core does not import modelkit.
     text: Any = None
+    # Stream mode (``train.input = "stream"``): the folder of the full splits' feature shards
+    # (``<folder>/<split>/part-*.npz``); ``train``/``val``/``test`` then hold bounded samples.
+    shards: Path | None = None
 
 
 def hash_events(events: pd.DataFrame) -> str:

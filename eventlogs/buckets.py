@@ -80,9 +80,15 @@ def filter_bucket(
     return table, duplicates, outside
 
 
-def count_bucket(table: pa.Table, splits: Splits, n_categories: int) -> tuple[np.ndarray, int]:
-    """Category counts before the validation cutoff and the row-hash sum of kept rows."""
-    before = table.column("time").to_numpy() < splits.val.value
+def count_bucket(
+    table: pa.Table, splits: Splits, n_categories: int, vocab_until: str = "val"
+) -> tuple[np.ndarray, int]:
+    """Category counts before the ``vocab_until`` cutoff and the row-hash sum of kept rows.
+
+    ``"val"`` for model selection, ``"test"`` for the refit (as ``prepare_dataset``).
+    """
+    until = splits.val if vocab_until == "val" else splits.test
+    before = table.column("time").to_numpy() < until.value
     cats = table.column("cat").to_numpy()[before]
     counts = np.bincount(cats, minlength=n_categories).astype(np.int64)
     return counts, int(table.column("row_hash").to_numpy().sum(dtype=np.uint64))
@@ -94,11 +100,16 @@ def read_bucket(path: Path) -> pa.Table:
 
 
 def count_kept(
-    table: pa.Table, window: Window, drop_duplicates: bool, splits: Splits, n_categories: int
+    table: pa.Table,
+    window: Window,
+    drop_duplicates: bool,
+    splits: Splits,
+    n_categories: int,
+    vocab_until: str = "val",
 ) -> BucketCount:
     """Pass 3 for one bucket: (category counts, row-hash sum, kept rows, duplicates, outside)."""
     table, duplicates, outside = filter_bucket(table, window, drop_duplicates)
-    counts, total = count_bucket(table, splits, n_categories)
+    counts, total = count_bucket(table, splits, n_categories, vocab_until)
     return counts, total, table.num_rows, duplicates, outside
 
 

@@ -90,6 +90,7 @@ def prepare_streaming(
     rows_per_bucket: int = 3_000_000,
     batch_rows: int = 1_000_000,
     vocab: Vocabulary | None = None,
+    vocab_until: str = "val",
     say: Say | None = None,
 ) -> StreamReport:
     """Build train/val/test shards from a canonical CSV or Parquet file, out of core.
@@ -104,6 +105,8 @@ def prepare_streaming(
             fit in memory.
         batch_rows: rows per read batch.
         vocab: reuse this vocabulary instead of fitting one.
+        vocab_until: fit the vocabulary on events before this cutoff: ``"val"`` for model
+            selection, ``"test"`` for the refit on train + validation (``prepare_dataset``).
         say: hears each pass and bucket (``features: bucket 3/34``), for a progress line.
 
     Returns:
@@ -113,6 +116,8 @@ def prepare_streaming(
         DataValidationError: unusable file or too many invalid rows (see ``load_events``).
         ValueError: on leaky or history-less splits, or a split without samples.
     """
+    if vocab_until not in ("val", "test"):
+        raise ValueError(f"vocab_until must be 'val' or 'test', got {vocab_until!r}")
     start, stages = time.perf_counter(), {}
     say = say or (lambda _text: None)
     source, out = Path(source), Path(out)
@@ -140,7 +145,14 @@ def prepare_streaming(
         report = start_report(part, source)
         splits = splits_of(part, config)
         counted = (
-            count_kept(read_bucket(path), window, drop_duplicates, splits, len(part.categories))
+            count_kept(
+                read_bucket(path),
+                window,
+                drop_duplicates,
+                splits,
+                len(part.categories),
+                vocab_until,
+            )
             for path in part.buckets
         )
         counts, content, kept = sum_counts(counted, part.categories, report)

@@ -47,6 +47,18 @@ def tune(
         int | None, typer.Option(help="Epochs per trial (and for the refit).")
     ] = None,
     batch_size: Annotated[int | None, typer.Option(help="Minibatch size.")] = None,
+    input: Annotated[
+        str | None,
+        typer.Option(
+            "--input",
+            help="memory (load the log) or stream (out of core: feature shards, bounded "
+            "samples; canonical logs only). Default train.input.",
+        ),
+    ] = None,
+    work_dir: Annotated[
+        Path | None,
+        typer.Option(help="--input stream: folder for the feature shards (default: temporary)."),
+    ] = None,
     seed: Annotated[int | None, typer.Option(help="Seed for the sampler and the models.")] = None,
     study_name: Annotated[
         str | None, typer.Option(help="Optuna study / MLflow parent run name.")
@@ -108,6 +120,7 @@ def tune(
                 "timeout_s": timeout,
                 "epochs": epochs,
                 "batch_size": batch_size,
+                "input": input,
                 "seed": seed,
                 "study_name": study_name,
             },
@@ -137,6 +150,7 @@ def tune(
         register=register,
         workers=workers,
         show_progress=progress,
+        work_dir=work_dir,
     )
 
     def report(loaded: LoadResult, prepared: PreparedData) -> None:

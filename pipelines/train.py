@@ -9,6 +9,7 @@ before the gate succeeded; a lost tracking server or database surfaces as one
 
 from __future__ import annotations
 
+import contextlib
 import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -42,6 +43,9 @@ class TrainRequest:
     register: bool = True  # register the refit winner and run the gate
     workers: int = 1  # processes optimising the one study
     show_progress: bool = True
+    # train.input = "stream": where the out-of-core feature shards go (default: a temporary
+    # folder, removed when the job ends); about 3 kB per sample, twice (selection + refit).
+    work_dir: Path | None = None
 
 
 @dataclass
@@ -99,24 +103,53 @@ def load_champion(config: ProjectConfig) -> Champion | None:
     return Champion(bundle.model, bundle.vocab)
 
 
-def prepare(
-    config: ProjectConfig, request: TrainRequest
-) -> tuple[LoadResult, PreparedData, Champion | None]:
+@dataclass
+class Prepared:
+    """A job's data: the log as loaded (stream mode: the sampled users' events), the arrays."""
+
+    loaded: LoadResult
+    data: PreparedData
+    champion: Champion | None
+    refit_data: PreparedData | None = None  # stream mode: built out of core already
+
+
+def prepare(config: ProjectConfig, request: TrainRequest, work: Path | None = None) -> Prepared:
     """Load and validate the log, fetch the champion for a warm start, build the arrays.
+
+    With ``train.input = "stream"`` the log is never loaded whole: shards are built out of
+    core under ``work`` (:mod:`training.stream_data`).
 
     Raises:
         eventlogs.validation.DataValidationError: the log is unreadable (names the file).
         training.outage.ServiceOutage: the registry did not answer.
     """
-    loaded = load_events(request.data, config.data)
     with OutageGuard(config, config.train.study_name, stage="loading the champion"):
         champion = load_champion(config) if request.warm_start else None
+    if config.train.input == "stream":
+        from training.stream_data import prepare_stream_data
+
+        if work is None:
+            raise ValueError("train.input = 'stream' needs a work folder for the shards")
+        vocab = champion.vocab if champion else None
+        streamed = prepare_stream_data(
+            config, request.data, work, name=request.data.stem, vocab=vocab
+        )
+        return Prepared(streamed.loaded, streamed.data, champion, streamed.refit)
+    loaded = load_events(request.data, config.data)
     data = prepare_dataset(
         loaded.events, config, request.data.stem, vocab=champion.vocab if champion else None
     )
     if config.train.text_features:
         data = add_text(loaded.events, data, config)
-    return loaded, data, champion
+    return Prepared(loaded, data, champion)
+
+
+def work_folder(request: TrainRequest, stack: contextlib.ExitStack) -> Path:
+    """The stream-mode shard folder: ``request.work_dir`` or a temporary one (removed)."""
+    if request.work_dir is not None:
+        request.work_dir.mkdir(parents=True, exist_ok=True)
+        return request.work_dir
+    return Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="interest-shards-")))
 
 
 def train(
@@ -140,7 +173,18 @@ def train(
         ValueError: the log gives no usable split or study (the message says why).
         training.outage.ServiceOutage: tracking server or database lost (nothing moved).
     """
-    loaded, data, champion = prepare(config, request)
+    with contextlib.ExitStack() as stack:
+        work = work_folder(request, stack) if config.train.input == "stream" else None
+        return _train(config, request, prepare(config, request, work), on_prepared)
+
+
+def _train(
+    config: ProjectConfig,
+    request: TrainRequest,
+    prepared: Prepared,
+    on_prepared: Callable[[LoadResult, PreparedData], None] | None,
+) -> TrainResult:
+    loaded, data, champion = prepared.loaded, prepared.data, prepared.champion
     if on_prepared is not None:
         on_prepared(loaded, data)
     study = run_study(
@@ -153,6 +197,7 @@ def train(
         warm_start=champion.model if champion else None,
         show_progress=request.show_progress,
         workers=request.workers,
+        refit_data=prepared.refit_data,
     )
     result = TrainResult(loaded.report, data, study)
     if not request.register:
@@ -172,5 +217,8 @@ def join_study(config: ProjectConfig, request: TrainRequest) -> int:
     Returns:
         The number of trials this worker ran.
     """
-    _, data, champion = prepare(config, request)
-    return run_worker(config, data, warm_start=champion.model if champion else None)
+    with contextlib.ExitStack() as stack:
+        work = work_folder(request, stack) if config.train.input == "stream" else None
+        prepared = prepare(config, request, work)
+        champion = prepared.champion
+        return run_worker(config, prepared.data, warm_start=champion.model if champion else None)

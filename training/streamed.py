@@ -18,7 +18,13 @@ from core.arrays import SequenceArrays
 from core.config import ProjectConfig
 from core.dataset import PreparedData
 from training.fit import predict_inputs
-from training.stream_input import evaluate_shards, sample_shards, shard_dataset, write_shards
+from training.stream_input import (
+    evaluate_shards,
+    sample_shards,
+    shard_dataset,
+    shard_paths,
+    write_shards,
+)
 
 if TYPE_CHECKING:
     import tensorflow as tf
@@ -40,10 +46,17 @@ class StreamedSplits:
 def write_streamed(
     config: ProjectConfig, data: PreparedData, folder: Path, *, refit: bool = False
 ) -> StreamedSplits:
-    """Write ``data``'s train (with ``refit``: train + validation) and validation shards."""
-    rows = config.train.shard_rows
-    train = write_shards(data.train, folder / "train", rows)
-    val = write_shards(data.val, folder / "val", rows)
+    """Write ``data``'s train (with ``refit``: train + validation) and validation shards.
+
+    Data prepared out of core (``data.shards``, :mod:`training.stream_data`) already has
+    its full splits' shards there: they are used as they are and nothing is written.
+    """
+    if data.shards is not None:
+        train, val = shard_paths(data.shards, ("train",)), shard_paths(data.shards, ("val",))
+    else:
+        rows = config.train.shard_rows
+        train = write_shards(data.train, folder / "train", rows)
+        val = write_shards(data.val, folder / "val", rows)
     if refit:
         train = train + val
     return StreamedSplits(train, val, sample_shards(train, PRIOR_ROWS))

@@ -77,6 +77,7 @@ def run_study(
     warm_start: keras.Model | None = None,
     show_progress: bool = True,
     workers: int = 1,
+    refit_data: PreparedData | None = None,
 ) -> StudyOutcome:
     """Tune, refit the winner, register it and run the promotion gate.
 
@@ -92,6 +93,8 @@ def run_study(
         show_progress: Optuna's progress bar.
         workers: processes optimising the study in parallel (1: this process only). The
             coordinator (this call) waits for them, then refits and registers once.
+        refit_data: the refit's data when it was prepared already (out of core,
+            :mod:`training.stream_data`); default: ``prepare_refit_data`` on ``events``.
 
     Returns:
         The outcome, including the gate's decision when ``register``.
@@ -172,9 +175,9 @@ def run_study(
             epochs = int(best.user_attrs.get("epochs", config.train.epochs))
             # The refit learns on train + validation, so its vocabulary covers both; a warm
             # start keeps the champion's index space.
-            refit_data = (
-                data if warm_start is not None else prepare_refit_data(events, config, data)
-            )
+            if refit_data is None:
+                fresh = warm_start is None
+                refit_data = prepare_refit_data(events, config, data) if fresh else data
             if data.text is not None and warm_start is None:  # text fitted up to test too
                 refit_data = add_text(events, refit_data, config, until="test")
             refit = refit_best(
