@@ -7,7 +7,7 @@ no-op BentoML service with the same request model (``benchmarks/noop_service.py`
 drives both with the same 100-event JSON body (POST through a Lua script): one connection
 for the single-request p50, 32 for throughput; ``/predict_batch`` gets 64-user bodies.
 In this process: ``Bundle.predict`` at batch 1 and 256, per-stage timings of one
-request (parse, encode, model, responses, log records, JSON) and the model runtimes
+request (msgspec parse, encode, model, responses, log records, msgspec JSON) and the model runtimes
 (``tf.function``, XLA, TFLite; :mod:`modelkit.runtime`) at batch 1, 32 and 256. From the
 server: the mean of each stage histogram (``interest_stage_seconds``) over the 1-connection
 run. ``--workers N`` serves with N BentoML workers; ``--config FILE`` is the project config
@@ -153,15 +153,16 @@ def measure_raw(bundle_dir: Path, body: dict, n: int, config: Any) -> dict[str, 
     from modelkit.bundle import load_bundle
     from serving.deployed import choose_runtime
     from serving.encode import build_responses, encode_requests, log_records
-    from serving.schemas import ModelRef, PredictRequest
+    from serving.schemas import ModelRef
+    from serving.wire import parse_predict
 
     bundle = load_bundle(bundle_dir)
     bundle.warmup()
     runtimes = compare_runtimes(bundle)
     choose_runtime(bundle, config)
     now, raw = datetime.now(UTC), json.dumps(body).encode()
-    request = PredictRequest.model_validate_json(raw)
-    encoded = encode_requests([request], bundle, config, now)
+    request = parse_predict(raw)  # the service's parser (msgspec, columns)
+    encoded = encode_requests(request, bundle, config, now)
     one = encoded.arrays.inputs()
     out = bundle.predict(one)
     buckets = bundle.vocab.bucket_names(bundle.spec.n_buckets)
@@ -169,12 +170,12 @@ def measure_raw(bundle_dir: Path, body: dict, n: int, config: Any) -> dict[str, 
     period = bundle.feature_config.period
 
     def respond() -> list[Any]:
-        return build_responses([request], encoded, out, bundle.vocab, buckets, ref, period, 10)
+        return build_responses(request.users, encoded, out, bundle.vocab, buckets, ref, period, 10)
 
     answers = respond()
     stages = {
-        "parse_ms": _median_ms(lambda: PredictRequest.model_validate_json(raw), n),
-        "encode_ms": _median_ms(lambda: encode_requests([request], bundle, config, now), n),
+        "parse_ms": _median_ms(lambda: parse_predict(raw), n),
+        "encode_ms": _median_ms(lambda: encode_requests(request, bundle, config, now), n),
         "model_ms": _median_ms(lambda: bundle.predict(one), n),
         "responses_ms": _median_ms(respond, n),
         "log_records_ms": _median_ms(
@@ -232,9 +233,9 @@ def server_stages(url: str, before: dict[str, float] | None = None) -> dict[str,
 
 
 def _dump(answer: Any) -> bytes:
-    if hasattr(answer, "model_dump_json"):
-        return answer.model_dump_json().encode()
-    return json.dumps(answer).encode()
+    import msgspec
+
+    return msgspec.json.encode(answer)  # as the service serialises its answers
 
 
 def _serving_config(config: Path | None) -> Any:

@@ -69,10 +69,24 @@ class LogQueue:
                     return True
                 except queue.Full:
                     pass
-        self.dropped += rows
-        DROPPED.inc(rows)
-        logger.warning("prediction log queue full or closed: %d records dropped", rows)
+        if rows:
+            self.dropped += rows
+            DROPPED.inc(rows)
+            logger.warning("prediction log queue full or closed: %d records dropped", rows)
         return False
+
+    def after(self, step: Callable[[], None]) -> bool:
+        """Run ``step`` on the log thread once every batch queued before it is written.
+
+        The shadow's predictions start here, so a shadow record never precedes the served
+        one (CONTRACT.md). False if the queue was full (``step`` never runs).
+        """
+
+        def run() -> list[Any]:
+            step()
+            return []
+
+        return self.submit(run, 0)
 
     def _drain(self) -> None:
         while True:

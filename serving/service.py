@@ -17,12 +17,15 @@ changes reach every worker of ``bentoml serve --workers N`` within about a secon
 load time, and the admin call answers once every live worker runs them (:mod:`serving.slots`);
 only the worker that took the call reports its errors.
 
-Every 200 from ``/predict`` or ``/predict_batch`` has its prediction-log record (matched by
-the ``request_id`` of each prediction) in the kernel before the response is sent: the
-batcher's finish step builds a micro-batch's responses and records and writes the records
-with one ``os.write`` (``core.predlog``; CONTRACT.md). If the log cannot be written, those
-requests get a 503 naming the log problem rather than an answer that leaves no record. The
-shadow's records (:mod:`serving.shadow`) are written after the answers.
+Request bodies are decoded by msgspec into columns (:mod:`serving.wire`; the pydantic models
+of :mod:`serving.schemas` stay the documented schema and give every 400), all users of a
+request are encoded in one pass, and answers are serialised once by msgspec. The batcher's
+finish step builds a micro-batch's responses; its prediction-log records (matched by the
+``request_id`` of each prediction; ``core.predlog``, CONTRACT.md) are built and written with
+one ``os.write`` by a background queue after the answers (``serving.log_write = "queued"``,
+flushed at shutdown, :mod:`serving.logqueue`), or before them with ``"sync"``, where a log
+that cannot be written gets those requests a 503 naming it. The shadow's records
+(:mod:`serving.shadow`) are written after the answers.
 """
 
 from __future__ import annotations
@@ -210,7 +213,11 @@ class InterestService:
             served, self._ref(served), jobs, outputs, self.predlog, self.config, self.log_queue
         )
         if (shadow := self.slots.shadow) is not None:
-            self.shadows.submit(shadow, jobs)  # on its own thread, after these answers
+            # On its own thread, after these answers and (queued) after their records.
+            if self.log_queue is None:
+                self.shadows.submit(shadow, jobs)
+            else:
+                self.log_queue.after(lambda: self.shadows.submit(shadow, jobs))
         return answered
 
     async def _guarded(
@@ -324,9 +331,9 @@ class InterestService:
         """Stop the threads, let running finish steps write, close the log."""
         self.checker.close()
         self.slots.close()
-        self.shadows.close()
         if self.log_queue is not None:
-            self.log_queue.close()  # every queued record is written before the log closes
+            self.log_queue.close()  # every queued record (and shadow step) before the log closes
+        self.shadows.close()
         self.predlog.close()
 
 

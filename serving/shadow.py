@@ -32,7 +32,8 @@ from core.predlog import PredictionRecord
 from serving.deployed import Deployed
 from serving.encode import Encoded, RequestError, build_responses, encode_requests, log_records
 from serving.finish import Job
-from serving.schemas import ModelRef, PredictRequest
+from serving.schemas import ModelRef
+from serving.wire import UserRequest
 
 logger = logging.getLogger("bentoml.serve.interest")
 SHADOW_FAILURES = bentoml.metrics.Counter(
@@ -64,7 +65,8 @@ def shadow_records(
         for request, cutoff, request_id in zip(
             served, encoded.cutoffs, encoded.request_ids, strict=True
         ):
-            requests.append(request.model_copy(update={"cutoff": cutoff}))
+            # The served cutoff; the events as parsed (pydantic or msgspec, serving.wire).
+            requests.append(UserRequest(request.user_id, request.top_k, cutoff, request.events))
             ids.append(request_id)
     encoded, kept = _encode(requests, shadow, config, logged_at)
     if encoded is None:
@@ -90,7 +92,7 @@ def shadow_records(
 
 
 def _encode(
-    requests: list[PredictRequest], shadow: Deployed, config: ServingConfig, now: datetime
+    requests: list[UserRequest], shadow: Deployed, config: ServingConfig, now: datetime
 ) -> tuple[Encoded | None, list[int]]:
     # One call for the batch; if the shadow rejects a request (a shorter history window,
     # say), find which one by one and encode the rest.

@@ -61,3 +61,13 @@ def test_a_failed_write_is_counted_and_later_batches_are_written() -> None:
     q.submit(lambda: ["kept"], 1)
     q.close()
     assert log.lines == ["kept"] and failed == [2, 4]
+
+
+def test_after_runs_once_the_earlier_batches_are_written() -> None:
+    log = SlowLog(delay=0.01)
+    q = LogQueue(log.write)
+    seen: list[int] = []
+    q.submit(lambda: ["served-1", "served-2"], 2)
+    q.after(lambda: seen.append(len(log.lines)))  # the shadow step starts here
+    q.close()
+    assert seen == [2] and q.dropped == 0

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -17,6 +18,7 @@ from serving.deployed import Deployed
 from serving.encode import encode_requests
 from serving.schemas import ModelId, PredictRequest
 from serving.shadow import ShadowRunner, shadow_records
+from serving.wire import parse_batch
 from tests.serving.test_service_e2e import small_bundle
 
 NOW = datetime(2024, 1, 12, tzinfo=UTC)
@@ -52,9 +54,13 @@ def _request(user: str | None, days_ago: float, top_k: int | None = None) -> Pre
 
 
 def _served_jobs(served: Deployed, groups: list[list[PredictRequest]]) -> list:
-    return [
-        (requests, encode_requests(requests, served.bundle, CONFIG, NOW)) for requests in groups
-    ]
+    # As the service makes them: bodies parsed by serving.wire, its per-user requests.
+    jobs = []
+    for requests in groups:
+        users = [r.model_dump(mode="json", exclude_none=True) for r in requests]
+        batch = parse_batch(json.dumps({"users": users}).encode())
+        jobs.append((batch.users, encode_requests(batch, served.bundle, CONFIG, NOW)))
+    return jobs
 
 
 def test_shadow_records_use_the_shadows_encoding_and_the_served_ids(models):
