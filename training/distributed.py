@@ -13,7 +13,7 @@ from __future__ import annotations
 import json
 import os
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,7 @@ class DistributedFit:
     epochs: int
     seconds: float
     history: list[dict[str, float]]
+    model: Any = field(default=None, repr=False)  # the fitted keras.Model (chief and workers)
 
     @property
     def is_chief(self) -> bool:
@@ -179,13 +180,17 @@ def fit_shards(
         stream=data,
         strategy=strategy,
     )
-    fit = DistributedFit(workers, index, result.epochs, time.perf_counter() - start, result.history)
+    seconds = time.perf_counter() - start
+    fit = DistributedFit(workers, index, result.epochs, seconds, result.history, result.model)
     if fit.is_chief:
         out.mkdir(parents=True, exist_ok=True)
         result.model.save(out / "model.keras")
         sample = next(iter_blocks(shard_paths(shards, ("test",))[0], 256, INPUT_NAMES))
         pred = predict_inputs(result.model, sample)
         np.savez(out / "pred_sample.npz", **pred)
-        summary: dict[str, Any] = {**fit.__dict__, "plan": plan.params()}
+        summary: dict[str, Any] = {
+            **{k: v for k, v in fit.__dict__.items() if k != "model"},
+            "plan": plan.params(),
+        }
         (out / "fit.json").write_text(json.dumps(summary, indent=1, default=float))
     return fit

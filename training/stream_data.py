@@ -39,7 +39,7 @@ from eventlogs.loaders import LoadResult
 from eventlogs.stream import StreamReport, prepare_streaming
 from eventlogs.subset import in_user_share, load_user_events
 from eventlogs.validation import ValidationReport
-from training.stream_input import FIELDS, iter_blocks, shard_paths
+from training.stream_input import FIELDS, count_rows, iter_blocks, shard_paths
 
 #: Validation and test samples held in memory in stream mode (test figures, baselines,
 #: card, gate; validation users tune the baselines); their users' events are loaded too.
@@ -108,6 +108,12 @@ def data_from_shards(folder: Path, share: float, max_rows: int = SAMPLE_ROWS) ->
     )
 
 
+def sample_share(folder: Path, max_rows: int = SAMPLE_ROWS) -> float:
+    """The user share holding about ``max_rows`` validation and test samples of ``folder``."""
+    largest = max(count_rows(shard_paths(folder, (split,))) for split in ("val", "test"))
+    return min(1.0, max_rows / max(largest, 1))
+
+
 def whole_log_report(report: StreamReport, data_format: str) -> ValidationReport:
     """The streaming pass's counts as the load report ``interest tune`` prints."""
     return ValidationReport(
@@ -151,8 +157,7 @@ def prepare_stream_data(
             f"{config.data.format!r}; convert it first with interest data convert"
         )
     reports = [prepare_streaming(source, config, name, work / "select", vocab=vocab, say=say)]
-    largest = max(reports[0].samples["val"], reports[0].samples["test"])
-    share = min(1.0, max_rows / largest)
+    share = sample_share(work / "select", max_rows)
     data = data_from_shards(work / "select", share, max_rows)
     refit = None
     if vocab is None:
