@@ -159,6 +159,14 @@ def trajectory_figure(
     return fig
 
 
+#: How the card names the text switches of ``ModelConfig``.
+CHANNEL_NAMES: dict[str, str] = {
+    "use_text": "use_text (the user's earlier event texts)",
+    "use_item_attrs": "use_item_attrs (attributes of the user's items)",
+    "use_content": "use_content (category embeddings from each category's own text)",
+}
+
+
 def text_lines(comparison: Mapping[str, Any]) -> list[str]:
     """Markdown section: the model with its text channels and its text-free twin, on test."""
     with_text, without = comparison["with_text"], comparison["without_text"]
@@ -166,8 +174,8 @@ def text_lines(comparison: Mapping[str, Any]) -> list[str]:
     lines = [
         "## With and without text / item attributes (same plan, seed and samples; test)",
         "",
-        f"Channels: {', '.join(comparison.get('channels', []))}. recall@10 with / without: "
-        f"{_fmt(ratio)}.",
+        f"Channels: {', '.join(CHANNEL_NAMES.get(c, c) for c in comparison.get('channels', []))}"
+        f". recall@10 with / without: {_fmt(ratio)}.",
         "",
         "| metric | with text | without |",
         "|---|---|---|",

@@ -134,3 +134,19 @@ def test_profile_codec_round_trip_and_errors():
     assert (decode_profile(encode_profile(table)) == table).all()
     with pytest.raises(ValueError, match="content profile"):
         decode_profile("4,3:not-base64!")
+
+
+def test_card_compares_content_with_its_plain_twin(job, tmp_path):
+    from training.card import write_card
+    from training.text_data import text_ablation
+
+    _, _, data = job
+    plan = TrialPlan(model=ModelConfig(**SMALL))
+    comparison = text_ablation(data, plan, epochs=1, batch_size=32, seed=0,
+                               metrics={"recall_at_10": 0.5})  # fmt: skip
+    assert comparison is not None and comparison["channels"] == ["use_content"]
+    assert comparison["without_text"]["recall_at_10"] is not None
+    args = {"title": "m", "model_metrics": {}, "baselines": {}, "params": {}, "fingerprint": {},
+            "plots": []}  # fmt: skip
+    text = write_card(tmp_path / "card.md", **args, text_comparison=comparison).read_text()
+    assert "use_content (category embeddings from each category's own text)" in text
