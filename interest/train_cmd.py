@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # annotations only: the real imports are deferred (TensorFlow
 #: Exit status of a job stopped by a lost tracking server or database (sysexits'
 #: EX_TEMPFAIL: try again later, here with ``--resume``).
 EXIT_OUTAGE = 75
+SPLITS = ("train", "val", "test")
 
 
 def tune(
@@ -155,9 +156,18 @@ def tune(
 
     def report(loaded: LoadResult, prepared: PreparedData) -> None:
         echo_err(loaded.report.to_text())
+        counts = [len(prepared.train), len(prepared.val), len(prepared.test)]
+        if prepared.shards is not None:  # stream mode: the arrays in memory are samples
+            from training.stream_input import count_rows, shard_paths
+
+            counts = [count_rows(shard_paths(prepared.shards, (s,))) for s in SPLITS]
+            echo_err(
+                f"in memory: {len(prepared.val)} val and {len(prepared.test)} test samples "
+                f"(user share), {len(loaded.events)} of their events"
+            )
         echo_err(
-            f"samples: train {len(prepared.train)}, val {len(prepared.val)}, "
-            f"test {len(prepared.test)}; vocabulary {prepared.vocab.size}"
+            f"samples: train {counts[0]}, val {counts[1]}, test {counts[2]}; "
+            f"vocabulary {prepared.vocab.size}"
         )
 
     try:

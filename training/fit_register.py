@@ -33,7 +33,7 @@ from training.refit import (
     run_baselines,
 )
 from training.search import TrialPlan
-from training.stream_data import SAMPLE_ROWS, data_from_shards, sample_share
+from training.stream_data import data_from_shards, sample_share
 from training.tracking import (
     baseline_metrics,
     fingerprint_tags,
@@ -65,7 +65,7 @@ def register_fit(
     epochs: int,
     history: list[dict[str, float]],
     name: str = "fit",
-    max_rows: int = SAMPLE_ROWS,
+    max_rows: int | None = None,
 ) -> FitRegistration:
     """Evaluate ``model`` on ``shards``' test split, log it like a refit, register, gate.
 
@@ -78,13 +78,15 @@ def register_fit(
         epochs: epochs fitted (logged).
         history: per-epoch training metrics (logged per step).
         name: MLflow run name and the ``optuna.study`` tag the registry records.
-        max_rows: about how many test samples to score (sizes the user share).
+        max_rows: about how many test samples to score (sizes the user share; default
+            ``train.eval_samples``).
 
     Raises:
         DataValidationError: the log is unreadable.
     """
     import mlflow
 
+    max_rows = max_rows or config.train.eval_samples
     share = sample_share(shards, max_rows)
     data = data_from_shards(shards, share, max_rows)
     events = load_user_events(source, config.data, share, work_dir=shards).events

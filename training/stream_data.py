@@ -6,15 +6,15 @@ With ``train.input = "stream"`` nothing holds the whole log or its arrays:
    fitted before the validation cutoff) and, for the refit, a second set with the
    vocabulary fitted before the test cutoff (as ``core.dataset.prepare_refit_data``);
 2. a share of users, chosen by a hash of the id, is sized so that about
-   :data:`SAMPLE_ROWS` validation and test samples fall in it; their raw events are read
+   ``train.eval_samples`` validation and test samples fall in it; their raw events are read
    in one bounded pass (:func:`eventlogs.subset.load_user_events`) for the baselines and
    the gate's re-scoring of the champion;
 3. each :class:`core.dataset.PreparedData` points at its shards (``shards``) and holds
-   that share's validation and test samples (plus up to :data:`SAMPLE_ROWS` training
+   that share's validation and test samples (plus up to ``train.eval_samples`` training
    samples): trials and the refit stream the shards, validation is scored shard by shard,
    and the test figures, the baselines, the model card and the gate use the test samples.
 
-On a log with at most :data:`SAMPLE_ROWS` validation and test samples the share is every
+On a log with at most ``train.eval_samples`` validation and test samples the share is every
 user, so the vocabulary, splits, fingerprint, baselines and test samples equal the
 in-memory path's (only the training shuffle differs). Above it, the test metrics and the
 baselines are those of the user share, and popularity is counted over its events.
@@ -41,8 +41,8 @@ from eventlogs.subset import in_user_share, load_user_events
 from eventlogs.validation import ValidationReport
 from training.stream_input import FIELDS, count_rows, iter_blocks, shard_paths
 
-#: Validation and test samples held in memory in stream mode (test figures, baselines,
-#: card, gate; validation users tune the baselines); their users' events are loaded too.
+#: Default validation and test samples held in memory in stream mode (``train.eval_samples``:
+#: test figures, baselines, card, gate); their users' raw events are loaded too.
 SAMPLE_ROWS = 100_000
 
 
@@ -133,7 +133,7 @@ def prepare_stream_data(
     *,
     name: str,
     vocab: Vocabulary | None = None,
-    max_rows: int = SAMPLE_ROWS,
+    max_rows: int | None = None,
     say: Say | None = None,
 ) -> StreamData:
     """Build the selection (and refit) shards of ``source`` under ``work``, out of core.
@@ -144,7 +144,8 @@ def prepare_stream_data(
         work: folder for ``select/`` and ``refit/`` shards (about 3 kB per sample each).
         name: dataset name recorded in the fingerprint.
         vocab: the champion's vocabulary (warm start): reused, and no refit shards.
-        max_rows: about how many validation and test samples to hold (sizes the share).
+        max_rows: about how many validation and test samples to hold (sizes the share;
+            default ``train.eval_samples``).
         say: progress of the streaming passes.
 
     Raises:
@@ -157,6 +158,7 @@ def prepare_stream_data(
             f"{config.data.format!r}; convert it first with interest data convert"
         )
     reports = [prepare_streaming(source, config, name, work / "select", vocab=vocab, say=say)]
+    max_rows = max_rows or config.train.eval_samples
     share = sample_share(work / "select", max_rows)
     data = data_from_shards(work / "select", share, max_rows)
     refit = None
