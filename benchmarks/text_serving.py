@@ -6,7 +6,8 @@ One command::
 
 Builds two bundles on the review log (``benchmarks.quality_text``'s amazon_reviews task,
 one epoch: speed does not depend on the weights): the same model with the review-text
-channel and without it. Then times ``serving.encode.encode_requests`` + ``Bundle.predict``
+channel, without it, and with content-aware category embeddings (``use_content``: no text
+in the request, the category profiles are in the model). Then times ``serving.encode.encode_requests`` + ``Bundle.predict``
 for one request of a real user's reviews (text included) in-process, without HTTP, and
 prints the p50/p90 of each and the ratio with / without. Writes
 ``benchmarks/results/text_serving.json``. Timing on a shared machine is noisy: the load
@@ -44,7 +45,7 @@ def _bundle(prepared: dict[str, Any], flags: dict[str, bool], directory: Path) -
     train = prepared["fit"] if flags else dataclasses.replace(prepared["fit"], text_tokens=None)
     model = fit_model(plan, prepared["spec"], train, epochs=1, batch_size=64, seed=0,
                       pretrain_epochs=0).model  # fmt: skip
-    text = prepared["text"] if flags else None
+    text = prepared["text"] if flags.get("use_text") else None
     config = prepared["config"].features
     path = save_bundle(directory, model, prepared["vocab"], config, prepared["spec"], {}, text=text)
     bundle = load_bundle(path)
@@ -100,9 +101,11 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     with tempfile.TemporaryDirectory(prefix="text-serving-") as tmp:
         plain = _bundle(prepared, {}, Path(tmp) / "plain")
         texty = _bundle(prepared, {"use_text": True}, Path(tmp) / "text")
+        content = _bundle(prepared, {"use_content": True}, Path(tmp) / "content")
         load_before = os.getloadavg()
         without = _time(plain, request, now, args.repeats)
         with_text = _time(texty, request, now, args.repeats)
+        with_content = _time(content, request, now, args.repeats)
         load_after = os.getloadavg()
     out = {
         "events_in_request": len(rows),
@@ -110,15 +113,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "repeats": args.repeats,
         "without_text": without,
         "with_text": with_text,
+        "with_content": with_content,
         "p50_ratio": with_text["p50_ms"] / without["p50_ms"],
+        "content_p50_ratio": with_content["p50_ms"] / without["p50_ms"],
         "loadavg_before": load_before,
         "loadavg_after": load_after,
     }
     print(f"one request, {len(rows)} events with {out['text_chars_in_request']:,} characters")
     print(f"{'':<14}{'p50 ms':>8}{'p90 ms':>8}")
-    for name in ("without_text", "with_text"):
+    for name in ("without_text", "with_text", "with_content"):
         print(f"{name:<14}{out[name]['p50_ms']:>8.2f}{out[name]['p90_ms']:>8.2f}")
-    print(f"p50 ratio with / without: {out['p50_ratio']:.2f} (load {load_before[0]:.2f})")
+    print(f"p50 ratio with / without: text {out['p50_ratio']:.2f}, content "
+          f"{out['content_p50_ratio']:.2f} (load {load_before[0]:.2f})")  # fmt: skip
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(out, indent=2))
     return out

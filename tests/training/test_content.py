@@ -17,6 +17,7 @@ from core.schema import conform
 from modelkit.bundle import load_bundle, save_bundle
 from modelkit.content import category_profiles, decode_profile, encode_profile
 from modelkit.model_config import ModelConfig
+from modelkit.runtime import TOLERANCE, select_runtime
 from modelkit.text_features import event_tokens, fit_text_features
 from modelkit.text_layers import CategoryContent
 from training.fit import fit_model, predict_arrays
@@ -127,6 +128,10 @@ def test_content_table_survives_save_and_load(job, tmp_path):
         rtol=1e-5,
         atol=1e-6,
     )
+    # the served runtime: TensorFlow Lite freezes the profiles and matches the Keras graph
+    _, summary = select_runtime(bundle.predictor, batches=(1,), repeats=3)
+    assert summary["by_batch"]["1"]["left_out"] == {}
+    assert summary["by_batch"]["1"]["max_abs_diff"]["tflite"] <= TOLERANCE
 
 
 def test_profile_codec_round_trip_and_errors():
