@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from core.config import load_config
 from core.dataset import prepare_dataset
+from core.splits import label_span, splits_from_range
 from eventlogs.loaders import load_events
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -45,3 +47,16 @@ def test_real_sample_configs_test_at_the_protocol_cutoff_and_horizon(name: str) 
     # What tune prints on test then sits next to shared/data/README.md's baseline table.
     config = load_config(CONFIGS / f"{name}.toml", env={})
     assert (config.split.test_cutoff, config.features.horizon) == PROTOCOL[name]
+
+
+def test_tmall_trains_on_recent_cutoffs_whose_labels_stop_before_test() -> None:
+    # Tmall's log starts 2014-04-15: many train cutoffs up to a few days before validation,
+    # their labels running into the validation window, never into the test one.
+    config = load_config(CONFIGS / "tmall.toml", env={})
+    first, last = pd.Timestamp("2014-04-15", tz="UTC"), pd.Timestamp("2014-08-15", tz="UTC")
+    splits = splits_from_range(first, last, config.split, config.features)
+    span = label_span(config.features)
+    assert len(splits.train) >= 8
+    assert splits.val - max(splits.train) <= pd.Timedelta(days=7)
+    assert max(splits.train) + span <= splits.test
+    assert splits.val + span <= splits.test
