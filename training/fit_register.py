@@ -17,30 +17,18 @@ from pathlib import Path
 
 import keras
 
-from core.arrays import SequenceArrays
 from core.config import ProjectConfig
-from evaluation.samples import score_predictions
 from eventlogs.subset import load_user_events
-from training.contenders import log_samples
-from training.fit import predict_arrays
 from training.promotion import PromotionDecision
-from training.refit import (
-    RefitResult,
-    calibrate,
-    gate_and_register,
-    log_model_artifacts,
-    reference_profile,
-    run_baselines,
-)
+from training.refit import RefitResult, gate_and_register
+from training.registered_run import evaluate_and_log
 from training.search import TrialPlan
 from training.stream_data import data_from_shards, sample_share
 from training.tracking import (
-    baseline_metrics,
     fingerprint_tags,
     finite_metrics,
     log_data_input,
     setup_tracking,
-    split_hash,
 )
 
 
@@ -97,42 +85,16 @@ def register_fit(
         log_data_input(data, str(source))
         for epoch, row in enumerate(history):
             mlflow.log_metrics(finite_metrics(row, prefix="train_"), step=epoch)
-        raw = predict_arrays(model, data.test)
-        calibration, pred, calibration_metrics = calibrate(config, data, plan, epochs, raw)
-        metrics = {**score_predictions(pred, data.test).metrics, **calibration_metrics}
-        suite = run_baselines(config, events, data, data.test)
-        mlflow.log_params(suite.flat_params())
-        mlflow.log_metrics(finite_metrics(metrics))
-        mlflow.log_metrics(baseline_metrics(suite.metrics))
-        log_samples(data.test, pred, suite.preds)
-        metadata = {
-            "model_name": config.registry.model_name,
-            "run_id": run.info.run_id,
-            "study": name,
-            "metrics": finite_metrics(metrics),
-            "fingerprint": data.fingerprint.to_dict(),
-            "split_hash": split_hash(data),
-            "plan": plan.params(),
-            "calibration": calibration,
-        }
-        trainval = SequenceArrays.concat([data.train, data.val])
-        log_model_artifacts(
+        metrics, baselines = evaluate_and_log(
             config,
-            model,
+            events,
             data,
-            metadata=metadata,
-            reference=reference_profile(model, data, trainval),
-            card={
-                "pred": pred,
-                "baseline_pred": suite.preds,
-                "metrics": metrics,
-                "baselines": suite.metrics,
-                "params": plan.params(),
-                "study": name,
-                "baseline_params": suite.params,
-                "calibration": calibration,
-            },
+            model,
+            plan,
+            run_id=run.info.run_id,
+            study_name=name,
+            epochs=epochs,
         )
-    refit = RefitResult(run.info.run_id, model, plan, metrics, suite.metrics)
+    refit = RefitResult(run.info.run_id, model, plan, metrics, baselines)
     version, decision = gate_and_register(config, events, data, refit, study_name=name)
-    return FitRegistration(run.info.run_id, version, decision, metrics, suite.metrics)
+    return FitRegistration(run.info.run_id, version, decision, metrics, baselines)
