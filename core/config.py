@@ -195,10 +195,12 @@ class ServingConfig(_Section):
     top_k: int = Field(10, ge=1)
     auth_token: str | None = None
     log_rotate_rows: int = Field(50_000, ge=1)
-    # "queued": prediction-log records are built and written by a background thread after
-    # the answers (flushed at shutdown; a killed server loses what is queued); "sync": written
-    # before the answers, a 503 when they cannot be (serving/logqueue.py, CONTRACT.md).
-    log_write: Literal["queued", "sync"] = "queued"
+    # "sync": a micro-batch's records are written before its answers (a 503 when they cannot
+    # be), so a killed server loses no record of a 200; "queued": a background thread writes
+    # them after the answers (flushed at shutdown; a killed server loses what is queued).
+    # Measured back to back on a quiet machine, queued is no faster (README "Serving speed"),
+    # so the durable mode is the default (serving/logqueue.py, CONTRACT.md).
+    log_write: Literal["queued", "sync"] = "sync"
     log_queue_batches: int = Field(1024, ge=1)  # micro-batches waiting at most, then dropped
     max_future_skew_s: float = 300.0  # tolerated clock skew for "events from the future"
     # Seconds between the service's registry checks of whether it serves the champion

@@ -1,6 +1,6 @@
 """Prediction-log records built and written off the request path (``serving.log_write``).
 
-``queued`` (the default): a micro-batch's answers leave as soon as they are built; the batch's
+``queued``: a micro-batch's answers leave as soon as they are built; the batch's
 record building and its one ``write`` go into a bounded in-process queue that one
 background thread drains in order. :meth:`LogQueue.close` (the service's shutdown) writes
 everything queued before it returns, so a normal shutdown loses nothing; a killed server
@@ -8,7 +8,7 @@ loses what was still queued (at most ``max_batches`` micro-batches). A full queu
 batch and counts its records (``interest_predlog_dropped``) rather than slow the answers;
 a failed write is logged and counted (``interest_predlog_failed``).
 
-``sync``: the records are written before the answers (no 200 without a record in the
+``sync`` (the default): the records are written before the answers (no 200 without a record in the
 kernel; 503 naming the log when it cannot be written), as :mod:`serving.finish` did before.
 """
 

@@ -22,9 +22,9 @@ of :mod:`serving.schemas` stay the documented schema and give every 400), all us
 request are encoded in one pass, and answers are serialised once by msgspec. The batcher's
 finish step builds a micro-batch's responses; its prediction-log records (matched by the
 ``request_id`` of each prediction; ``core.predlog``, CONTRACT.md) are built and written with
-one ``os.write`` by a background queue after the answers (``serving.log_write = "queued"``,
-flushed at shutdown, :mod:`serving.logqueue`), or before them with ``"sync"``, where a log
-that cannot be written gets those requests a 503 naming it. The shadow's records
+one ``os.write`` before the answers (``serving.log_write = "sync"``, the default: a log
+that cannot be written gets those requests a 503 naming it), or by a background queue after
+them with ``"queued"`` (flushed at shutdown, :mod:`serving.logqueue`). The shadow's records
 (:mod:`serving.shadow`) are written after the answers.
 """
 

@@ -83,7 +83,7 @@ def small_store(tmp: Path) -> tuple[Path, Path, str]:
     return bundle_dir, home, tag
 
 
-def _serve(tmp_path_factory, workers: int | None = None):
+def _serve(tmp_path_factory, workers: int | None = None, log_write: str = "sync"):
     """Bundle an untrained small model, import it into a temp BentoML home, serve it."""
     from serving.launch import ServerStartError, start_server, stop_server
     from serving.store import import_bundle
@@ -96,6 +96,7 @@ def _serve(tmp_path_factory, workers: int | None = None):
     config = tmp / "config.yaml"
     config.write_text(
         "serving:\n  max_events: 30\n  max_body_bytes: 20000\n  log_rotate_rows: 1000\n"
+        f"  log_write: {log_write}\n"
     )
     env = {
         "BENTOML_HOME": str(home),
@@ -130,8 +131,9 @@ def deployed(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def deployed_2_workers(tmp_path_factory):
-    """Two worker processes behind one port (BENTOML_CONFIG_OPTIONS)."""
-    yield from _serve(tmp_path_factory, workers=2)
+    """Two worker processes behind one port (BENTOML_CONFIG_OPTIONS), with the queued log
+    (records and shadow records written by each worker's log thread after the answers)."""
+    yield from _serve(tmp_path_factory, workers=2, log_write="queued")
 
 
 def _events(n: int = 6, end: datetime | None = None, unknown: bool = False) -> list[dict]:
