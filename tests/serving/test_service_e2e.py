@@ -335,8 +335,11 @@ def test_metrics_and_prediction_log(deployed):
     from core.hashing import hash_user
     from core.profile import PROFILE_COLUMNS
 
-    # Each worker writes its own files, so p3's record need not be the last one by name.
-    [last] = [r for r in rows[len(before) :] if r["user_hash"] == hash_user("p3")]
+    # Each worker writes its own files, so new records need not follow the old ones in name
+    # order: new = the rows that were not there before.
+    seen = {json.dumps(r, sort_keys=True) for r in before}
+    new = [r for r in rows if json.dumps(r, sort_keys=True) not in seen]
+    [last] = [r for r in new if r["user_hash"] == hash_user("p3")]
     assert last["user_hash"] == hash_user("p3") and "p3" not in json.dumps(last)
     assert set(PROFILE_COLUMNS) <= set(last) and last["model_version"] == "7"
     metrics = httpx.get(f"{url}/metrics", timeout=10).text
