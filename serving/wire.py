@@ -108,11 +108,18 @@ class RequestBatch:
     @classmethod
     def from_requests(cls, requests: Sequence[PredictRequest]) -> RequestBatch:
         """Columns of already validated pydantic requests (timestamps are UTC)."""
-        events = [e for r in requests for e in r.events]
+        users = [UserRequest(r.user_id, r.top_k, r.cutoff, r.events) for r in requests]
+        events = [e for u in users for e in u.events]
+        return cls.of(users, _ns([e.timestamp for e in events]))
+
+    @classmethod
+    def of(cls, users: list[UserRequest], time_ns: np.ndarray) -> RequestBatch:
+        """The batch of ``users``, their events' times already in ``time_ns``."""
+        events = [e for u in users for e in u.events]
         return cls(
-            users=[UserRequest(r.user_id, r.top_k, r.cutoff, r.events) for r in requests],
-            stops=np.cumsum([len(r.events) for r in requests], dtype=np.int64),
-            time_ns=_ns([e.timestamp for e in events]),
+            users=users,
+            stops=np.cumsum([len(u.events) for u in users], dtype=np.int64),
+            time_ns=time_ns,
             category_id=[e.category_id for e in events],
             behavior=[e.behavior for e in events],
         )
@@ -149,16 +156,11 @@ def _columns(requests: list[_Request]) -> RequestBatch | None:
     prices = [e.price for e in events if e.price is not None]
     if prices and not np.isfinite(prices).all():  # "inf" in a string: msgspec reads it
         return None
-    return RequestBatch(
-        users=[
-            UserRequest(r.user_id, r.top_k, _utc(c), r.events)
-            for r, c in zip(requests, cutoffs, strict=True)
-        ],
-        stops=np.cumsum([len(r.events) for r in requests], dtype=np.int64),
-        time_ns=micros * 1000,
-        category_id=[e.category_id for e in events],
-        behavior=[e.behavior for e in events],
-    )
+    users = [
+        UserRequest(r.user_id, r.top_k, _utc(c), r.events)
+        for r, c in zip(requests, cutoffs, strict=True)
+    ]
+    return RequestBatch.of(users, micros * 1000)
 
 
 def parse_predict(body: bytes) -> RequestBatch:
