@@ -29,12 +29,9 @@ from serving.text import attach_request_text, reads_text
 from serving.wire import RequestBatch
 
 TRAJECTORY_TOP = 5  # buckets reported per future period
-_NUDGE = timedelta(milliseconds=1)  # cutoff moves just past tolerated "future" events
+_NUDGE_NS = 1_000_000  # 1 ms: the cutoff moves just past tolerated "future" events
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US = timedelta(microseconds=1)
-
-
-_NUDGE_NS = _NUDGE // _US * 1000
 
 
 def _ns(value: datetime) -> int:
@@ -77,7 +74,7 @@ def resolve_cutoffs(
     counts = np.diff(batch.stops, prepend=0)
     now_ns = _ns(now)
     cutoff = np.array([now_ns if u.cutoff is None else _ns(u.cutoff) for u in batch.users])
-    limit = cutoff + _ns(_EPOCH + timedelta(seconds=config.max_future_skew_s))
+    limit = cutoff + timedelta(seconds=config.max_future_skew_s) // _US * 1000
     late = batch.time_ns > np.repeat(limit, counts)
     too_many = counts > config.max_events
     if too_many.any() or late.any():
