@@ -6,7 +6,7 @@ a hash of the user id (:func:`in_user_share`, the same users in every file and r
 pass over the file in bounded batches keeps those users' rows, writes them to a temporary
 Parquet file and loads that through :func:`eventlogs.loaders.load_events`, so the rows are
 validated, conformed and deduplicated exactly as a whole-log load would. A share of 1.0
-keeps every row.
+loads the log itself.
 """
 
 from __future__ import annotations
@@ -64,6 +64,9 @@ def load_user_events(
     names = file_columns(source)
     if "user_id" not in names:
         raise DataValidationError(f"{source}: no user_id column (columns: {', '.join(names)})")
+    canonical = config.model_copy(update={"format": "canonical"})
+    if share >= 1.0:  # every row: the log itself, without a filtered copy
+        return load_events(source, canonical)
     with tempfile.TemporaryDirectory(prefix="users-", dir=work_dir) as tmp:
         path = Path(tmp) / "events.parquet"
         writer, kept = None, 0
@@ -82,4 +85,4 @@ def load_user_events(
                 writer.close()
         if kept == 0:
             raise DataValidationError(f"{source}: no user in a {share:.2%} user share")
-        return load_events(path, config.model_copy(update={"format": "canonical"}))
+        return load_events(path, canonical)
