@@ -106,6 +106,7 @@ def refit_best(
             epochs=epochs,
             warm_start=warm_start,
             say=say,
+            trainval=trainval,
             text_comparison=lambda metrics: text_ablation(
                 data,
                 plan,

@@ -172,6 +172,7 @@ def evaluate_and_log(
     warm_start: keras.Model | None = None,
     say: Say | None = None,
     text_comparison: Callable[[dict[str, float]], Any] | None = None,
+    trainval: SequenceArrays | None = None,
 ) -> tuple[dict[str, float], dict[str, dict[str, float]]]:
     """Score a fitted model and every baseline on ``data.test``, log it all to the active run.
 
@@ -180,7 +181,9 @@ def evaluate_and_log(
     on the same samples, the per-sample scores the gate's paired bootstrap reads, then the
     bundle, the events-in MLflow model and the model card. ``events`` are the raw events of
     ``data``'s users (the baselines count them). ``text_comparison`` computes the card's
-    with/without-text table from the test metrics (skipped when None).
+    with/without-text table from the test metrics (skipped when None). ``trainval``: the
+    samples the model was fitted on, monitoring's reference (default: ``data.train`` +
+    ``data.val``; the refit passes its own so the arrays are not concatenated twice).
 
     Returns:
         The test metrics and the baselines' metrics.
@@ -211,7 +214,8 @@ def evaluate_and_log(
         "calibration": calibration,
     }
     say("logging the bundle, the MLflow model and the model card")
-    trainval = SequenceArrays.concat([data.train, data.val])
+    if trainval is None:
+        trainval = SequenceArrays.concat([data.train, data.val])
     card = {
         "pred": pred,
         "baseline_pred": suite.preds,
