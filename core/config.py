@@ -163,6 +163,10 @@ class TrainConfig(_Section):
     # are loaded for the baselines and the gate (a hash-chosen user share of about this many
     # samples; every user when the splits are smaller). Memory grows with it, not the log.
     eval_samples: int = Field(100_000, ge=1)
+    # Stream mode: Optuna trials train and select on the shards of this hash-chosen share of
+    # users (eventlogs.subset.in_user_share); the refit trains on every user. Below 1 it
+    # makes a study on a log of 100M events practical on a few cores.
+    trial_share: float = Field(1.0, gt=0.0, le=1.0)
 
 
 class RegistryConfig(_Section):

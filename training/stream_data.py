@@ -176,4 +176,9 @@ def prepare_stream_data(
             f"test figures, baselines and the gate use a {share:.1%} user share "
             f"({len(data.test):,} test samples)"
         )
+    if config.train.trial_share < 1.0:
+        report.notes.append(
+            f"Optuna trials train and select on a {config.train.trial_share:.1%} user share "
+            "(train.trial_share); the refit trains on every user"
+        )
     return StreamData(LoadResult(subset.events, report), data, refit, reports)

@@ -22,6 +22,7 @@ import numpy as np
 
 from core.arrays import INPUT_NAMES, LABEL_NAMES, SequenceArrays
 from evaluation.metrics import auc, f1_at, js_divergence, per_sample_ranking, trajectory_mse
+from eventlogs.subset import in_user_share
 
 if TYPE_CHECKING:  # TensorFlow loads when a dataset is built
     import tensorflow as tf
@@ -106,6 +107,19 @@ def iter_blocks(path: Path, block_rows: int, names: Sequence[str] = FIELDS) -> I
                 stream.close()
 
 
+def iter_share(
+    path: Path, block_rows: int, share: float = 1.0, names: Sequence[str] = FIELDS
+) -> Iterator[dict]:
+    """:func:`iter_blocks`, keeping only the rows of users ``in_user_share(..., share)`` keeps."""
+    if share >= 1.0:
+        yield from iter_blocks(path, block_rows, names)
+        return
+    for block in iter_blocks(path, block_rows, (*names, "user_id")):
+        keep = in_user_share(block.pop("user_id"), share)
+        if keep.any():
+            yield {k: v[keep] for k, v in block.items()}
+
+
 def _signature(path: Path) -> dict:
     import tensorflow as tf
 
@@ -123,6 +137,7 @@ def shard_dataset(
     seed: int = 0,
     shuffle: bool = True,
     drop_remainder: bool = False,
+    share: float = 1.0,
 ) -> tf.data.Dataset:
     """``(inputs, targets)`` batches over ``paths`` for ``model.fit``, shuffled across shards.
 
@@ -136,13 +151,14 @@ def shard_dataset(
         shuffle: False keeps the file and row order (evaluation).
         drop_remainder: drop the last, smaller batch (data-parallel workers split every
             batch into equal parts).
+        share: stream only the samples of this hash-chosen share of users (``user_id``).
     """
     import tensorflow as tf
 
     signature = _signature(paths[0])
 
     def blocks(path: bytes) -> Iterator[dict]:
-        yield from iter_blocks(Path(path.decode()), block_rows)
+        yield from iter_share(Path(path.decode()), block_rows, share)
 
     files = tf.data.Dataset.from_tensor_slices([str(p) for p in paths])
     if shuffle:
@@ -239,12 +255,16 @@ class StreamingMetrics:
 
 
 def evaluate_shards(
-    predict: object, paths: Sequence[Path], k: int = 10, block_rows: int = 4_096
+    predict: object,
+    paths: Sequence[Path],
+    k: int = 10,
+    block_rows: int = 4_096,
+    share: float = 1.0,
 ) -> dict[str, float]:
-    """Score ``predict(inputs) -> outputs`` over every shard, block by block."""
+    """Score ``predict(inputs) -> outputs`` over every shard (``share`` of users), by block."""
     metrics = StreamingMetrics(k)
     for path in paths:
-        for block in iter_blocks(path, block_rows):
+        for block in iter_share(path, block_rows, share):
             inputs = {name: block[name] for name in INPUT_NAMES}
             metrics.update(predict(inputs), {name: block[name] for name in LABEL_NAMES})
     return metrics.result()

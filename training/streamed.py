@@ -41,6 +41,7 @@ class StreamedSplits:
     train: list[Path]
     val: list[Path]
     prior: SequenceArrays
+    share: float = 1.0  # the hash-chosen user share streamed (``train.trial_share``)
 
 
 def write_streamed(
@@ -50,6 +51,7 @@ def write_streamed(
 
     Data prepared out of core (``data.shards``, :mod:`training.stream_data`) already has
     its full splits' shards there: they are used as they are and nothing is written.
+    Trials (not ``refit``) stream only the ``train.trial_share`` of users.
     """
     if data.shards is not None:
         train, val = shard_paths(data.shards, ("train",)), shard_paths(data.shards, ("val",))
@@ -59,16 +61,20 @@ def write_streamed(
         val = write_shards(data.val, folder / "val", rows)
     if refit:
         train = train + val
-    return StreamedSplits(train, val, sample_shards(train, PRIOR_ROWS))
+    share = 1.0 if refit else config.train.trial_share
+    return StreamedSplits(train, val, sample_shards(train, PRIOR_ROWS), share)
 
 
-def stream_for(config: ProjectConfig, paths: list[Path], seed: int) -> tf.data.Dataset:
+def stream_for(
+    config: ProjectConfig, paths: list[Path], seed: int, share: float = 1.0
+) -> tf.data.Dataset:
     """The training batches of ``paths`` with ``train``'s batch size and shuffle buffer."""
     return shard_dataset(
         paths,
         batch_size=config.train.batch_size,
         shuffle_buffer=config.train.shuffle_buffer,
         seed=seed,
+        share=share,
     )
 
 
@@ -78,7 +84,8 @@ def fit_inputs(
     """``fit_model``'s ``train`` and ``stream`` arguments for either input mode."""
     if streamed is None:
         return {"train": data.train}
-    return {"train": streamed.prior, "stream": stream_for(config, streamed.train, seed)}
+    stream = stream_for(config, streamed.train, seed, streamed.share)
+    return {"train": streamed.prior, "stream": stream}
 
 
 def evaluate_val(
@@ -90,4 +97,6 @@ def evaluate_val(
         from training.fit import predict_arrays
 
         return evaluate_predictions(predict_arrays(model, data.val), data.val)
-    return evaluate_shards(lambda inputs: predict_inputs(model, inputs), streamed.val)
+    return evaluate_shards(
+        lambda inputs: predict_inputs(model, inputs), streamed.val, share=streamed.share
+    )

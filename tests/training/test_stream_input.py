@@ -106,3 +106,32 @@ def test_fit_model_streamed_matches_in_memory_within_noise(arrays, tiny_spec, tm
     noise = max(abs(m["recall_at_10"] - o["recall_at_10"]), 0.02)
     assert abs(s["recall_at_10"] - m["recall_at_10"]) <= 2 * noise
     assert abs(s["buy_auc"] - m["buy_auc"]) <= 0.1
+
+
+def test_user_share_streams_and_scores_only_the_hash_chosen_users(arrays, tiny_spec, tmp_path):
+    from types import SimpleNamespace
+
+    from core.config import load_config
+    from eventlogs.subset import in_user_share
+    from training.streamed import write_streamed
+
+    paths = write_shards(arrays, tmp_path / "s", shard_rows=70)
+    keep = in_user_share(arrays.user_id.astype(str), 0.4)
+    assert 0 < keep.sum() < len(arrays)
+    data = shard_dataset(paths, batch_size=32, shuffle_buffer=50, block_rows=16, share=0.4)
+    cat = np.concatenate([x["cat"].numpy() for x, _ in data])
+    key = lambda a: sorted(map(bytes, a))  # noqa: E731
+    assert key(cat) == key(arrays.cat[keep])  # exactly the share's samples, each once
+    keras.utils.set_random_seed(0)
+    model = compile_model(build_model(CONFIG, tiny_spec), CONFIG)
+    shared = arrays.select(np.flatnonzero(keep))
+    expected = evaluate_predictions(predict_arrays(model, shared), shared)
+    predict = lambda x: predict_arrays(model, _as_arrays(arrays, x))  # noqa: E731
+    got = evaluate_shards(predict, paths, 10, 25, share=0.4)
+    assert got["n_samples"] == keep.sum()
+    assert got["recall_at_10"] == pytest.approx(expected["recall_at_10"], rel=1e-9, nan_ok=True)
+    # trials stream train.trial_share of users; the refit streams every user
+    config = load_config(overrides={"train": {"trial_share": 0.4, "shard_rows": 70}}, env={})
+    prepared = SimpleNamespace(train=arrays, val=arrays, shards=None)  # in-memory arrays
+    assert write_streamed(config, prepared, tmp_path / "t").share == 0.4
+    assert write_streamed(config, prepared, tmp_path / "r", refit=True).share == 1.0
