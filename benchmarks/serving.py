@@ -114,16 +114,49 @@ def require_wrk() -> str:
     return found
 
 
+def tree_cpu_s(pid: int) -> float:
+    """CPU seconds (user + system) used so far by process ``pid`` and all its descendants."""
+    parents: dict[int, int] = {}
+    cpu: dict[int, float] = {}
+    tick = os.sysconf("SC_CLK_TCK")
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except (OSError, IndexError):
+            continue  # the process ended meanwhile
+        child = int(stat.parent.name)
+        parents[child] = int(fields[1])
+        cpu[child] = (int(fields[11]) + int(fields[12])) / tick
+    tree, grew = {pid}, True
+    while grew:
+        found = {c for c, p in parents.items() if p in tree} - tree
+        tree |= found
+        grew = bool(found)
+    return sum(cpu.get(p, 0.0) for p in tree)
+
+
 def run_wrk(
-    wrk: str, url: str, body: Path, connections: int, seconds: float, rows: int = 1
+    wrk: str,
+    url: str,
+    body: Path,
+    connections: int,
+    seconds: float,
+    rows: int = 1,
+    server_pid: int | None = None,
 ) -> dict[str, Any]:
-    """POST ``body`` to ``url`` with wrk for ``seconds``; p50/p99 (ms), req/s and rows/s."""
+    """POST ``body`` to ``url`` with wrk for ``seconds``; p50/p99 (ms), req/s and rows/s.
+
+    With ``server_pid``, also the server's CPU ms per request (all its processes): a
+    figure the other jobs of a shared machine disturb far less than latency.
+    """
     script = body.with_suffix(".lua")
     script.write_text(LUA % body)
     argv = [wrk, "-t1", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "30s"]
+    cpu_before = tree_cpu_s(server_pid) if server_pid else 0.0
     done = subprocess.run(
         [*argv, "-s", str(script), url], capture_output=True, text=True, check=True
     )
+    cpu = tree_cpu_s(server_pid) - cpu_before if server_pid else float("nan")
     line = next(x for x in done.stdout.splitlines() if x.startswith("WRK "))
     out = json.loads(line[4:])
     rps = out["requests"] / (out["duration_us"] / 1e6)
@@ -135,6 +168,7 @@ def run_wrk(
         "rows_per_s": rps * rows,
         "p50_ms": out["p50_us"] / 1e3,
         "p99_ms": out["p99_us"] / 1e3,
+        "server_cpu_ms_per_request": cpu / max(out["requests"], 1) * 1e3,
     }
 
 
@@ -284,20 +318,26 @@ def run(
         try:
             run_wrk(wrk, f"{server.url}/predict", single, 4, 3)  # warm-up
             before = server_stages(server.url)
-            ours["sequential"] = run_wrk(wrk, f"{server.url}/predict", single, 1, seconds)
+            pid = server.process.pid
+            ours["sequential"] = run_wrk(wrk, f"{server.url}/predict", single, 1, seconds, 1, pid)
             ours["sequential"]["server_stages"] = server_stages(server.url, before)
             runtime = httpx.get(f"{server.url}/model", timeout=10).json()["runtime"]
-            ours["concurrent"] = run_wrk(wrk, f"{server.url}/predict", single, CONNECTIONS, seconds)
+            ours["concurrent"] = run_wrk(
+                wrk, f"{server.url}/predict", single, CONNECTIONS, seconds, 1, pid
+            )
             ours["batch"] = run_wrk(
-                wrk, f"{server.url}/predict_batch", batch, 4, seconds, BATCH_USERS
+                wrk, f"{server.url}/predict_batch", batch, 4, seconds, BATCH_USERS, pid
             )
         finally:
             server.stop()
         server = _serve(root, "noop", env, "benchmarks.noop_service:NoopService")
         try:
             run_wrk(wrk, f"{server.url}/predict", single, 4, 3)
-            noop["sequential"] = run_wrk(wrk, f"{server.url}/predict", single, 1, seconds)
-            noop["concurrent"] = run_wrk(wrk, f"{server.url}/predict", single, CONNECTIONS, seconds)
+            pid = server.process.pid
+            noop["sequential"] = run_wrk(wrk, f"{server.url}/predict", single, 1, seconds, 1, pid)
+            noop["concurrent"] = run_wrk(
+                wrk, f"{server.url}/predict", single, CONNECTIONS, seconds, 1, pid
+            )
         finally:
             server.stop()
         raw = measure_raw(bundle_dir, bodies[0], 200, _serving_config(config))
@@ -323,14 +363,17 @@ def run(
 def print_table(res: dict[str, Any]) -> None:
     """Human-readable summary."""
     print(f"load average before/after: {res['load_average_before']} / {res['load_average_after']}")
-    print(f"{'path':46s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} {'rows/s':>8s} {'err':>4s}")
+    print(
+        f"{'path':46s} {'p50 ms':>8s} {'p99 ms':>8s} {'req/s':>8s} {'rows/s':>8s} {'err':>4s} "
+        f"{'cpu ms/req':>10s}"
+    )
     for who in ("service", "noop"):
         for kind, r in res[who].items():
             label = f"{who} {'/predict_batch' if kind == 'batch' else '/predict'}"
             label += f", {r['connections']} conn"
             print(
                 f"{label:46s} {r['p50_ms']:8.2f} {r['p99_ms']:8.2f} {r['rps']:8.0f} "
-                f"{r['rows_per_s']:8.0f} {r['errors']:4d}"
+                f"{r['rows_per_s']:8.0f} {r['errors']:4d} {r['server_cpu_ms_per_request']:10.2f}"
             )
     raw = res["raw"]
     print(f"{'raw Bundle.predict batch 1':46s} {raw['batch1_p50_ms']:8.2f}")

@@ -8,6 +8,13 @@ new requests queue up, and the next call takes everything queued (up to
 same idea as BentoML's batchable APIs, applied to the stacked feature arrays so requests
 are not re-serialised through BentoML's internal proxy.
 
+Small requests (at most ``loop_rows`` rows) take a cheaper path while no batch is on the
+threads: they gather on the event loop. The first of them yields to the loop a few times,
+so that requests already received are parsed, encoded and join it, then runs the model and
+``finish`` for the whole group on the loop itself: no thread hop, which costs more than a
+small model call (each hop waits for a core; ~1-2 ms each on a loaded 2-core machine).
+A lone request is a group of one; under load the group is whatever arrived meanwhile.
+
 An optional ``finish`` step runs once per model batch on its own thread, in batch order,
 before any request of that batch is answered: the service builds the responses there and
 writes the batch's prediction-log records with one write. Meanwhile the model thread is
@@ -51,12 +58,10 @@ class MicroBatcher:
             the batch gets the exception.
         observe: optional ``observe(stage, seconds, requests)`` for the ``queue`` (per
             request) and ``model`` (per batch, counted once per request) timings.
-        alone: optional ``alone() -> bool``: no other request is being served right now. A
-            request of at most ``inline_rows`` rows that arrives then, with nothing pending,
-            runs the model and ``finish`` on the caller's thread: no thread hop, which costs
-            more than a small model call (each hop waits for a core; ~1-2 ms each on a
-            loaded 2-core machine). Under concurrency requests take the batching path.
-        inline_rows: see ``alone`` (0: never inline).
+        loop_rows: requests of at most this many rows gather on the event loop while the
+            model and finish threads are idle (0: every request takes the threads).
+        gather_yields: the most times the first request of a group yields to the loop for
+            others to join (it stops early once a yield brings nobody new).
     """
 
     def __init__(
@@ -66,18 +71,20 @@ class MicroBatcher:
         max_pending_rows: int,
         finish: Finish | None = None,
         observe: Observe | None = None,
-        alone: Callable[[], bool] | None = None,
-        inline_rows: int = 1,
+        loop_rows: int = 0,
+        gather_yields: int = 8,
     ) -> None:
         self._predict = predict
         self._finish = finish
         self._observe = observe
-        self._alone = alone
-        self.inline_rows = inline_rows
+        self.loop_rows = loop_rows
+        self.gather_yields = gather_yields
         self.max_batch_rows = max_batch_rows
         self.max_pending_rows = max_pending_rows
         self._queue: deque[_Job] = deque()
+        self._group: deque[_Job] = deque()  # gathering on the event loop
         self._pending_rows = 0
+        self._threaded_rows = 0  # rows queued for, or in, the model and finish threads
         self._wake: asyncio.Event | None = None
         self._worker: asyncio.Task[None] | None = None
         # One thread: the model runs one batch at a time, off the event loop.
@@ -99,30 +106,38 @@ class MicroBatcher:
         rows = int(next(iter(inputs.values())).shape[0])
         if self._pending_rows + rows > self.max_pending_rows:
             raise OverloadedError(f"{self._pending_rows} rows waiting for the model")
-        if self._pending_rows == 0 and rows <= self.inline_rows and self._alone and self._alone():
-            return self._inline(inputs, context)
+        if rows <= self.loop_rows and self._threaded_rows == 0:
+            return await self._on_loop(inputs, rows, context)
         if self._worker is None or self._worker.done():
             self._wake = asyncio.Event()
             self._worker = asyncio.get_running_loop().create_task(self._work())
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.append((inputs, rows, context, future, time.perf_counter()))
         self._pending_rows += rows
+        self._threaded_rows += rows
         assert self._wake is not None
         self._wake.set()
         return await future
 
-    def _take(self) -> list[_Job]:
-        jobs = [self._queue.popleft()]
+    def _take(self, queue: deque[_Job]) -> list[_Job]:
+        jobs = [queue.popleft()]
         total = jobs[0][1]
-        while self._queue and total + self._queue[0][1] <= self.max_batch_rows:
-            jobs.append(self._queue.popleft())
+        while queue and total + queue[0][1] <= self.max_batch_rows:
+            jobs.append(queue.popleft())
             total += jobs[-1][1]
         return jobs
 
     def _settle(
-        self, jobs: list[_Job], results: list[Any] | None, exc: BaseException | None
+        self,
+        jobs: list[_Job],
+        results: list[Any] | None,
+        exc: BaseException | None,
+        threaded: bool = True,
     ) -> None:
-        self._pending_rows -= sum(job[1] for job in jobs)
+        rows = sum(job[1] for job in jobs)
+        self._pending_rows -= rows
+        if threaded:
+            self._threaded_rows -= rows
         for i, job in enumerate(jobs):
             future = job[3]
             if future.done():
@@ -149,29 +164,18 @@ class MicroBatcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
-            jobs = self._take()
+            jobs = self._take(self._queue)
             sizes = [job[1] for job in jobs]
             started = time.perf_counter()
             self.batch_sizes.append(sum(sizes))
             try:
-                batch = (
-                    jobs[0][0]
-                    if len(jobs) == 1
-                    else {k: np.concatenate([j[0][k] for j in jobs]) for k in jobs[0][0]}
-                )
+                batch = _concat(jobs)
                 out, model_s = await loop.run_in_executor(self._executor, self._timed, batch)
             except Exception as exc:  # noqa: BLE001 - every waiting request gets the error
                 self._settle(jobs, None, exc)
                 continue
-            if self._observe is not None:
-                for job in jobs:
-                    self._observe("queue", started - job[4], 1)
-                self._observe("model", model_s, len(jobs))
-            stops = np.cumsum(sizes).tolist()
-            parts = [
-                {k: v[a:b] for k, v in out.items()}
-                for a, b in zip([0, *stops[:-1]], stops, strict=True)
-            ]
+            self._observed(jobs, started, model_s)
+            parts = _split(out, sizes)
             if self._finish is None:
                 self._settle(jobs, parts, None)
                 continue
@@ -184,14 +188,47 @@ class MicroBatcher:
             # Not awaited: the model takes the next batch while this one finishes.
             done.add_done_callback(lambda f, jobs=jobs: self._finished(jobs, f))
 
-    def _inline(self, inputs: Arrays, context: Any) -> Any:
-        # Nothing is queued, predicting or finishing: the log order is kept.
-        self.batch_sizes.append(int(next(iter(inputs.values())).shape[0]))
-        out, model_s = self._timed(inputs)
+    async def _on_loop(self, inputs: Arrays, rows: int, context: Any) -> Any:
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._group.append((inputs, rows, context, future, time.perf_counter()))
+        self._pending_rows += rows
+        if len(self._group) == 1:  # the first of a group gathers, then serves it all
+            try:
+                seen = 0
+                for _ in range(self.gather_yields):
+                    await asyncio.sleep(0)
+                    if len(self._group) == seen:
+                        break
+                    seen = len(self._group)
+            finally:  # also when cancelled: the others of the group are served
+                self._drain()
+        return await future
+
+    def _drain(self) -> None:
+        # Synchronous on the loop: nobody joins meanwhile, and the threads are idle (the
+        # group formed while they were), so the log order is kept.
+        while self._group:
+            jobs = self._take(self._group)
+            sizes = [job[1] for job in jobs]
+            started = time.perf_counter()
+            self.batch_sizes.append(sum(sizes))
+            try:
+                out, model_s = self._timed(_concat(jobs))
+                self._observed(jobs, started, model_s)
+                parts = _split(out, sizes)
+                results = (
+                    parts if self._finish is None else self._finish([job[2] for job in jobs], parts)
+                )
+            except Exception as exc:  # noqa: BLE001 - every request of the group gets it
+                self._settle(jobs, None, exc, threaded=False)
+                continue
+            self._settle(jobs, results, None, threaded=False)
+
+    def _observed(self, jobs: list[_Job], started: float, model_s: float) -> None:
         if self._observe is not None:
-            self._observe("queue", 0.0, 1)
-            self._observe("model", model_s, 1)
-        return out if self._finish is None else self._finish([context], [out])[0]
+            for job in jobs:
+                self._observe("queue", started - job[4], 1)
+            self._observe("model", model_s, len(jobs))
 
     def _timed(self, batch: Arrays) -> tuple[Arrays, float]:
         start = time.perf_counter()
@@ -217,3 +254,18 @@ class MicroBatcher:
                     loop.call_soon_threadsafe(worker.cancel)
         self._executor.shutdown(wait=False, cancel_futures=True)
         self._finisher.shutdown(wait=True, cancel_futures=True)
+
+
+def _concat(jobs: list[_Job]) -> Arrays:
+    if len(jobs) == 1:
+        return jobs[0][0]
+    return {k: np.concatenate([j[0][k] for j in jobs]) for k in jobs[0][0]}
+
+
+def _split(out: Arrays, sizes: list[int]) -> list[Arrays]:
+    if len(sizes) == 1:
+        return [out]
+    stops = np.cumsum(sizes).tolist()
+    return [
+        {k: v[a:b] for k, v in out.items()} for a, b in zip([0, *stops[:-1]], stops, strict=True)
+    ]

@@ -76,12 +76,15 @@ from serving.schemas import (
 )
 from serving.shadow import ShadowRunner
 from serving.slots import ModelSlots
-from serving.stages import alone, observe, observe_parse
+from serving.stages import observe, observe_parse
 from serving.wire import BatchRequestIODescriptor, PredictRequestIODescriptor, RequestBatch
 
 logger = logging.getLogger("bentoml.serve.interest")  # shown by BentoML's log config
 info_app = FastAPI(docs_url=None, redoc_url=None, openapi_url=None)
 INLINE_EVENTS = 500  # encode requests this small on the event loop (about 0.3 ms)
+# Requests of at most this many users gather on the event loop and are predicted there
+# together, without thread hops, while no larger batch is on the model thread (batching).
+LOOP_ROWS = 32
 FIRST_CHECK_WAIT_S = 20.0  # readiness waits this long at most for the first registry answer
 OOV_EVENTS = bentoml.metrics.Counter(
     name="interest_oov_events", documentation="Request events with an unknown category"
@@ -168,7 +171,7 @@ class InterestService:
             max_pending_rows=self.config.max_batch_users * 16,
             finish=functools.partial(self._finish_batch, deployed),
             observe=functools.partial(observe, deployed.model.version),
-            alone=alone,  # a lone single-user request skips the thread hops
+            loop_rows=LOOP_ROWS,
         )
         self.checker.current(deployed.model)  # answers carry the right alias from the swap on
 

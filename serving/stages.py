@@ -16,6 +16,7 @@ handed to the server (BentoML's own response handling included), for answered pr
 
 from __future__ import annotations
 
+import functools
 import time
 from contextvars import ContextVar
 from typing import Any
@@ -37,27 +38,23 @@ STAGE_SECONDS = bentoml.metrics.Histogram(
 REQUEST: ContextVar[dict[str, Any] | None] = ContextVar("interest_request", default=None)
 
 
+@functools.lru_cache(maxsize=256)
+def _child(stage: str, version: str) -> Any:
+    return STAGE_SECONDS.labels(stage=stage, model_version=version)
+
+
 def observe(version: str, stage: str, seconds: float, count: int = 1) -> None:
     """Record ``seconds`` for ``stage`` of ``model_version``, ``count`` times (one per request)."""
-    histogram = STAGE_SECONDS.labels(stage=stage, model_version=version)
+    histogram = _child(stage, version)
     for _ in range(count):
         histogram.observe(seconds)
-
-
-_active = [0]  # requests between start_request and end_request in this process
 
 
 def start_request() -> dict[str, Any]:
     """Called by the request guard: stamp the start of a request."""
     state = {"start": time.perf_counter(), "version": None}
     REQUEST.set(state)
-    _active[0] += 1
     return state
-
-
-def alone() -> bool:
-    """No request but the caller's is inside the server (event-loop thread only)."""
-    return _active[0] <= 1
 
 
 def observe_parse(version: str) -> None:
@@ -70,6 +67,5 @@ def observe_parse(version: str) -> None:
 
 def end_request(state: dict[str, Any]) -> None:
     """Called by the request guard after the response: the ``request`` stage, if predicted."""
-    _active[0] -= 1
     if state["version"] is not None:
         observe(state["version"], "request", time.perf_counter() - state["start"])

@@ -175,34 +175,47 @@ def test_finish_errors_reach_the_batch_and_rows_stay_pending_until_answered():
     batcher.close()
 
 
-def test_a_lone_small_request_runs_on_the_callers_thread_else_it_is_batched():
+def test_small_requests_gather_on_the_loop_larger_ones_and_busy_times_take_the_threads():
     threads: list[str] = []
     finished: list[list] = []
+    gate = threading.Event()
+    gate.set()
 
     def predict(inputs):
         threads.append(threading.current_thread().name)
+        gate.wait(5)
         return {"y": inputs["x"] * 2}
 
     def finish(contexts, outputs):
         finished.append(contexts)
         return [(c, o["y"].tolist()) for c, o in zip(contexts, outputs, strict=True)]
 
-    alone = [True]
     stages: list[tuple[str, int]] = []
     batcher = MicroBatcher(
-        predict, 10, 100, finish, lambda s, _, n: stages.append((s, n)), lambda: alone[0]
+        predict, 10, 100, finish, lambda s, _, n: stages.append((s, n)), loop_rows=2
     )
 
     async def main():
-        lone = await batcher.run({"x": np.array([3])}, "a")  # alone, one row: inline
-        pair = await batcher.run({"x": np.array([1, 2])}, "b")  # two rows: model thread
-        alone[0] = False
-        busy = await batcher.run({"x": np.array([4])}, "c")  # not alone: model thread
-        return lone, pair, busy, threading.current_thread().name
+        lone = await batcher.run({"x": np.array([3])}, "a")  # a group of one, on the loop
+        # Three arrive together: they gather into one model call on the loop.
+        group = await asyncio.gather(
+            *(batcher.run({"x": np.array([v])}, c) for v, c in ((1, "b"), (2, "c"), (5, "d")))
+        )
+        big = await batcher.run({"x": np.array([1, 2, 3])}, "e")  # 3 rows > 2: model thread
+        gate.clear()  # a slow model call holds the thread; a small request arriving meanwhile
+        held = asyncio.ensure_future(batcher.run({"x": np.array([7, 8, 9])}, "f"))
+        await asyncio.sleep(0.05)
+        small = asyncio.ensure_future(batcher.run({"x": np.array([4])}, "g"))  # joins threads
+        await asyncio.sleep(0.05)
+        gate.set()
+        return lone, group, big, await held, await small, threading.current_thread().name
 
-    lone, pair, busy, caller = asyncio.run(main())
+    lone, group, big, held, small, caller = asyncio.run(main())
     batcher.close()
-    assert (lone, pair, busy) == (("a", [6]), ("b", [2, 4]), ("c", [8]))
-    assert threads[0] == caller and all(t.startswith("model") for t in threads[1:])
-    assert finished == [["a"], ["b"], ["c"]] and list(batcher.batch_sizes) == [1, 2, 1]
-    assert stages == [("queue", 1), ("model", 1)] * 3
+    assert lone == ("a", [6]) and group == [("b", [2]), ("c", [4]), ("d", [10])]
+    assert (big, held, small) == (("e", [2, 4, 6]), ("f", [14, 16, 18]), ("g", [8]))
+    assert threads[:2] == [caller, caller] and all(t.startswith("model") for t in threads[2:])
+    assert finished == [["a"], ["b", "c", "d"], ["e"], ["f"], ["g"]]
+    assert list(batcher.batch_sizes) == [1, 3, 3, 3, 1]
+    assert stages[:2] == [("queue", 1), ("model", 1)]
+    assert stages[2:6] == [("queue", 1)] * 3 + [("model", 3)]
