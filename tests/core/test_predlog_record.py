@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import fields
 from datetime import UTC, datetime
 
@@ -104,3 +105,13 @@ def test_ranking_equals_the_gates_top_k_with_ties(k: int) -> None:
         np.testing.assert_array_equal(ranked, gate)
     distinct = rng.random((20, 10))
     np.testing.assert_array_equal(rank_categories(distinct, k), top_k(distinct, k))
+
+
+def test_non_finite_values_are_written_as_nan_not_null() -> None:
+    # Finite lines go through msgspec, which would write NaN as null: they take json instead.
+    record = make_record(trajectory=({"c1": math.nan, "other": math.inf},))
+    line = record.to_json()
+    assert '"c1": NaN' in line and '"other": Infinity' in line
+    back = PredictionRecord.from_json(line).trajectory[0]
+    assert math.isnan(back["c1"]) and back["other"] == math.inf
+    assert json.loads(make_record().to_json()) == make_record().to_dict()
