@@ -13,6 +13,7 @@ CELLS: tuple[str, ...] = ("lstm", "gru", "bilstm")
 POOLINGS: tuple[str, ...] = ("last", "mean", "attention", "target_attention")
 NEXT_CATS_LOSSES: tuple[str, ...] = ("softmax", "bce")
 NEXT_CATS_HEADS: tuple[str, ...] = ("prior", "mixture")
+POPULARITY_FROM: tuple[str, ...] = ("all", "latest")
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,15 @@ class ModelConfig:
     # prior, a learned scalar gate: 0, so training starts at the prior and opens it only
     # as far as it lowers the loss (measured on Taobao: 0.1 starts 0.001 lower in recall).
     next_cats_gate: float = 0.0
+    # Where the history prior's per-category popularity starts (training.fit.initialise_priors):
+    # "all": label shares over every training cutoff; "latest": over the latest training
+    # cutoff only, the popularity nearest the scored cutoff. It ranks a user's own categories
+    # too (a brand popular now is likelier to be touched again): on Tmall the 30-day
+    # popularity at the cutoff is the strongest feature a GBDT adds to the decay scores.
+    popularity_from: str = "all"
+    # Hidden units of a per-(user, category) MLP over the history prior's channels, seen flag
+    # and popularity (modelkit.priors.HistoryPrior), a zero-initialised residual; 0: off.
+    prior_units: int = 0
     # Text channels (modelkit.text_features): the mean token embedding of the user's latest
     # event texts (use_text) and of their items' attributes (use_item_attrs) joins the pooled
     # sequence. Off by default: the feature spec must carry the channel to switch one on.
@@ -91,6 +101,11 @@ class ModelConfig:
                 f"ModelConfig.next_cats_head must be one of {NEXT_CATS_HEADS}, "
                 f"got {self.next_cats_head!r}"
             )
+        if self.popularity_from not in POPULARITY_FROM:
+            raise ValueError(
+                f"ModelConfig.popularity_from must be one of {POPULARITY_FROM}, "
+                f"got {self.popularity_from!r}"
+            )
         if self.next_cats_head == "mixture" and self.next_cats_loss != "softmax":
             raise ValueError('next_cats_head="mixture" outputs probabilities: needs "softmax" loss')
         for name in (
@@ -109,6 +124,8 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
+        if self.prior_units < 0:
+            raise ValueError(f"ModelConfig.prior_units must be >= 0, got {self.prior_units}")
         if self.next_cats_gate < 0:
             raise ValueError(f"ModelConfig.next_cats_gate must be >= 0, got {self.next_cats_gate}")
         if self.learning_rate <= 0:

@@ -55,13 +55,19 @@ class HistoryPrior(keras.layers.Layer):
     ``b`` for categories in the history and a per-category popularity bias ``pop``
     (set from data by ``training.fit``; zeros otherwise). Padding (``cat == 0``) adds nothing.
 
+    With ``units > 0`` a small MLP over each (user, category)'s channels, seen flag and
+    popularity adds a residual score (output weights start at zero, so the layer starts at
+    the linear prior): it can learn interactions such as "popular now *and* touched
+    recently", which a gradient-boosted re-ranker finds on Tmall and a sum of logs cannot.
+
     Call: ``(cat (B, N) int, beh (B, N) int, age (B, N) log1p hours)`` -> ``(B, V)``.
     """
 
-    def __init__(self, n_categories: int, n_behaviors: int, **kwargs: Any) -> None:
+    def __init__(self, n_categories: int, n_behaviors: int, units: int = 0, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.n_categories = n_categories
         self.n_behaviors = n_behaviors
+        self.units = int(units)
 
     def build(self, cat_shape: Any, beh_shape: Any = None, age_shape: Any = None) -> None:
         weights = list(INITIAL_BEHAVIOR_WEIGHTS[: self.n_behaviors])
@@ -74,6 +80,15 @@ class HistoryPrior(keras.layers.Layer):
         self.popularity = self.add_weight(
             name="popularity", shape=(self.n_categories,), initializer="zeros"
         )
+        if self.units:
+            n_in = k + 2  # channels, seen flag, popularity
+            self.mlp_kernel = self.add_weight(
+                name="mlp_kernel", shape=(n_in, self.units), initializer="glorot_uniform"
+            )
+            self.mlp_bias = self.add_weight(
+                name="mlp_bias", shape=(self.units,), initializer="zeros"
+            )
+            self.mlp_out = self.add_weight(name="mlp_out", shape=(self.units,), initializer="zeros")
 
     def call(self, cat: Any, beh: Any, age: Any) -> Any:
         cat = ops.cast(cat, "int32")
@@ -95,7 +110,14 @@ class HistoryPrior(keras.layers.Layer):
         channels = ops.log1p(summed[..., :-1])
         seen = ops.cast(summed[..., -1] > 0, "float32")
         scores = ops.tensordot(channels, self.channel_weights * SPEED, axes=1)
-        return scores + seen * self.seen_bonus[0] * SPEED + self.popularity
+        scores = scores + seen * self.seen_bonus[0] * SPEED + self.popularity
+        if self.units:
+            pop = self.popularity - ops.mean(self.popularity)
+            pop = ops.broadcast_to(pop[None, :, None], (batch, self.n_categories, 1))
+            x = ops.concatenate([channels, seen[..., None], pop], axis=-1)  # (B, V, K + 2)
+            hidden = ops.relu(ops.tensordot(x, self.mlp_kernel, axes=1) + self.mlp_bias)
+            scores = scores + ops.tensordot(hidden, self.mlp_out, axes=1)
+        return scores
 
     def compute_output_shape(self, cat_shape: Any, beh_shape: Any, age_shape: Any) -> tuple:
         return (cat_shape[0], self.n_categories)
@@ -105,6 +127,7 @@ class HistoryPrior(keras.layers.Layer):
             **super().get_config(),
             "n_categories": self.n_categories,
             "n_behaviors": self.n_behaviors,
+            "units": self.units,
         }
 
 

@@ -117,6 +117,20 @@ def repeat_share(arrays: SequenceArrays) -> float:
     return float(((truth & seen)[keep].sum(axis=1) / truth[keep].sum(axis=1)).mean())
 
 
+def popularity_rows(train: SequenceArrays, source: str) -> np.ndarray:
+    """Boolean mask of the samples whose labels set the popularity prior.
+
+    ``"all"``: every sample; ``"latest"``: the samples of the latest cutoff only (their
+    horizon is the one nearest the cutoffs the model will score).
+    """
+    if source == "all" or len(train) == 0:
+        return np.ones(len(train), dtype=bool)
+    if source != "latest":
+        raise ValueError(f"popularity source must be 'all' or 'latest', got {source!r}")
+    cutoffs = np.asarray(train.cutoff)
+    return cutoffs == cutoffs.max()
+
+
 def _logit(p: float) -> float:
     p = min(max(p, 1e-3), 1 - 1e-3)
     return float(np.log(p / (1 - p)))
@@ -138,8 +152,9 @@ def initialise_priors(model: keras.Model, plan: TrialPlan, train: SequenceArrays
         return False
     done = False
     if "history_prior" in names:
-        counts = np.asarray(train.next_cats, dtype=np.float64).sum(axis=0)
-        rate = (counts + 0.1) / (len(train) + 0.2)
+        rows = popularity_rows(train, plan.model.popularity_from)
+        counts = np.asarray(train.next_cats[rows], dtype=np.float64).sum(axis=0)
+        rate = (counts + 0.1) / (int(rows.sum()) + 0.2)
         if plan.model.next_cats_loss == "softmax":
             bias = np.log(rate / rate.sum())
         else:

@@ -6,7 +6,8 @@ to initialise it), so the winning plan can be rebuilt later from its params alon
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
 from typing import Any, Literal
 
 import optuna
@@ -38,7 +39,11 @@ class TrialPlan:
 
 
 def suggest(
-    trial: optuna.Trial, *, can_warm_start: bool = False, text_channels: tuple[str, ...] = ()
+    trial: optuna.Trial,
+    *,
+    can_warm_start: bool = False,
+    text_channels: tuple[str, ...] = (),
+    fixed: Mapping[str, Any] | None = None,
 ) -> TrialPlan:
     """Sample a plan: cell, widths, pooling, branches, regularisation, init.
 
@@ -49,6 +54,13 @@ def suggest(
             ``content`` for category profiles;
             see ``modelkit.text_features``); only then are the text options searched, so
             studies on logs without text sample exactly as before.
+        fixed: ``train.fixed_params``: ModelConfig fields the study does not search, set
+            through one-choice categoricals (no sampler draw: the other suggestions stay
+            as without them; the values land in the trial's params for the refit).
+
+    Raises:
+        ValueError: on a fixed name that is not a ModelConfig field or that the study
+            searches.
 
     Returns:
         The plan; its :meth:`TrialPlan.params` equal the trial's params.
@@ -74,6 +86,15 @@ def suggest(
         **suggest_text(trial, text_channels),
     )
     init = trial.suggest_categorical("init", inits)
+    if fixed:
+        known = {f.name for f in fields(ModelConfig)}
+        searched = set(trial.params)
+        for name in sorted(fixed):
+            if name not in known or name in searched:
+                why = "is searched by the study" if name in known else "is not a model setting"
+                raise ValueError(f"train.fixed_params.{name} {why}; fix only unsearched fields")
+        chosen = {name: trial.suggest_categorical(name, [fixed[name]]) for name in sorted(fixed)}
+        model = replace(model, **chosen)
     return TrialPlan(model=model, init=init)
 
 

@@ -132,7 +132,10 @@ def make_objective(
     def run_trial(trial: optuna.Trial) -> float:
         note_stage(f"running trial {trial.number}")
         plan = suggest(
-            trial, can_warm_start=warm_start is not None, text_channels=text_channels(data.spec)
+            trial,
+            can_warm_start=warm_start is not None,
+            text_channels=text_channels(data.spec),
+            fixed=train_cfg.fixed_params,
         )
         tags = {
             "optuna.study": study_name,

@@ -9,7 +9,9 @@ os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import keras
 import numpy as np
+import pytest
 
+from core.arrays import SequenceArrays
 from evaluation.baselines import persist_trajectory
 from evaluation.metrics import auc, js_divergence
 from modelkit.builder import build_model
@@ -166,3 +168,44 @@ def test_one_class_labels_give_the_base_rate_and_no_weights():
     center, spread, coef, bias = fit_linear_logit(x, np.zeros(20))
     assert not coef.any() and bias < -3  # log-odds of (0 + 0.5) / 21
     assert np.all(spread > 0)
+
+
+def test_latest_popularity_comes_from_the_latest_cutoff_only(tiny_spec, toy_arrays):
+    # Two cutoffs: category 5 is everyone's label at the old one, category 6 at the latest.
+    old, new = dataclasses.replace(toy_arrays), dataclasses.replace(toy_arrays)
+    old.next_cats = np.zeros_like(toy_arrays.next_cats)
+    old.next_cats[:, 5] = 1.0
+    new.next_cats = np.zeros_like(toy_arrays.next_cats)
+    new.next_cats[:4, 6] = 1.0  # fewer users than the old cutoff's 5
+    new.cutoff = toy_arrays.cutoff + np.timedelta64(4, "D")
+    train = SequenceArrays.concat([old, new])
+    biases = {}
+    for source in ("all", "latest"):
+        plan = TrialPlan(ModelConfig(**SMALL, popularity_from=source))
+        model = build_model(plan.model, tiny_spec)
+        initialise_priors(model, plan, train)
+        biases[source] = np.asarray(model.get_layer("history_prior").popularity)
+    assert biases["all"][5] > biases["all"][6]  # all cutoffs: the old favourite leads
+    assert biases["latest"][6] > biases["latest"][5]  # latest only: the old one is forgotten
+    np.testing.assert_allclose(biases["latest"][5], biases["latest"][7])
+
+
+def test_popularity_from_rejects_unknown_sources():
+    with pytest.raises(ValueError, match="popularity_from"):
+        ModelConfig(popularity_from="future")
+
+
+def test_prior_mlp_starts_at_the_linear_prior_and_round_trips(tmp_path):
+    cat = np.array([[0, 2, 3, 3, 4], [0, 0, 0, 5, 5]], np.int32)
+    beh = np.array([[0, 1, 1, 1, 3], [0, 0, 0, 1, 4]], np.int32)
+    age = np.log1p(np.array([[0, 1, 1, 1, 500.0], [0, 0, 0, 30, 2]], np.float32))
+    linear, mlp = HistoryPrior(7, 5), HistoryPrior(7, 5, units=4)
+    np.testing.assert_allclose(np.asarray(mlp(cat, beh, age)), np.asarray(linear(cat, beh, age)))
+    mlp.mlp_out.assign(np.ones(4, np.float32))  # trained: the residual moves the scores
+    moved = np.asarray(mlp(cat, beh, age))
+    assert not np.allclose(moved, np.asarray(linear(cat, beh, age)))
+    inputs = [keras.Input((5,), dtype="int32"), keras.Input((5,), dtype="int32"), keras.Input((5,))]
+    model = keras.Model(inputs, mlp(*inputs))
+    model.save(tmp_path / "p.keras")
+    loaded = keras.saving.load_model(tmp_path / "p.keras", safe_mode=True, compile=False)
+    np.testing.assert_allclose(np.asarray(loaded([cat, beh, age])), moved, rtol=1e-5)
