@@ -213,14 +213,20 @@ def gbdt_predictions(
         base = np.zeros(v, dtype=np.float32)
         base[fill[keep]] = np.linspace(1.0, 0.0, keep.sum() + 1, dtype=np.float32)[:-1]
         out["next_cats"][rows] = base
-        frames = [
-            _labelled(events, t, span, n_popular, pop_window)
-            for t in training_cutoffs(cut, span, n_train_cutoffs)
-        ]
-        frames = [f for f in frames if len(f)]
-        train = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
-        if len(train) == 0 or train["y"].nunique() < 2:
+        # Only each training cutoff's feature matrix and labels are kept (not its candidate
+        # frame with user and category strings): memory follows the rows, not 2-3 copies.
+        xs, ys = [], []
+        for t in training_cutoffs(cut, span, n_train_cutoffs):
+            frame = _labelled(events, t, span, n_popular, pop_window)
+            if len(frame):
+                xs.append(frame[list(FEATURES)].to_numpy(float))
+                ys.append(frame["y"].to_numpy())
+            del frame
+        y = np.concatenate(ys) if ys else np.zeros(0, dtype=bool)
+        if len(np.unique(y)) < 2:
             continue  # nothing to learn from: popularity order stands
+        x = np.concatenate(xs)
+        del xs
         model = HistGradientBoostingClassifier(
             max_iter=150,
             learning_rate=0.05,
@@ -231,7 +237,8 @@ def gbdt_predictions(
         cand = candidate_features(past, cut, users, n_popular, pop_window)
         # One OpenMP thread: on a shared, busy machine more threads run 10-20x slower.
         with threadpool_limits(1):
-            model.fit(train[list(FEATURES)].to_numpy(float), train["y"].to_numpy())
+            model.fit(x, y)
+            del x
             prob = model.predict_proba(cand[list(FEATURES)].to_numpy(float))[:, 1]
         cols = vocab.encode(cand["c"].to_numpy())
         r = users.get_indexer(cand["u"])
