@@ -62,6 +62,11 @@ class MicroBatcher:
             model and finish threads are idle (0: every request takes the threads).
         gather_yields: the most times the first request of a group yields to the loop for
             others to join (it stops early once a yield brings nobody new).
+        coming: optional ``coming() -> int``: requests received but not yet handed to
+            :meth:`run` (parsing, encoding). Before a model call on the thread, the batcher
+            waits for them, at most ``max_wait_s``, while the batch is below
+            ``max_batch_rows``: a few larger model calls cost less than many small ones.
+        max_wait_s: see ``coming``.
     """
 
     def __init__(
@@ -73,7 +78,11 @@ class MicroBatcher:
         observe: Observe | None = None,
         loop_rows: int = 0,
         gather_yields: int = 8,
+        coming: Callable[[], int] | None = None,
+        max_wait_s: float = 0.02,
     ) -> None:
+        self._coming = coming
+        self.max_wait_s = max_wait_s
         self._predict = predict
         self._finish = finish
         self._observe = observe
@@ -164,6 +173,7 @@ class MicroBatcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            await self._wait_for_coming()
             jobs = self._take(self._queue)
             sizes = [job[1] for job in jobs]
             started = time.perf_counter()
@@ -187,6 +197,18 @@ class MicroBatcher:
                 continue
             # Not awaited: the model takes the next batch while this one finishes.
             done.add_done_callback(lambda f, jobs=jobs: self._finished(jobs, f))
+
+    async def _wait_for_coming(self) -> None:
+        if self._coming is None:
+            return
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.max_wait_s
+        while (
+            self._coming() > 0
+            and sum(job[1] for job in self._queue) < self.max_batch_rows
+            and loop.time() < deadline
+        ):
+            await asyncio.sleep(0.001)
 
     async def _on_loop(self, inputs: Arrays, rows: int, context: Any) -> Any:
         future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

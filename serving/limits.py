@@ -69,7 +69,7 @@ class RequestGuard:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        state = start_request()  # the parse and request stages (serving.stages) start here
+        state = start_request(scope["path"])  # parse and request stages (serving.stages)
         try:
             return await self._guard(scope, receive, _shaping(scope, send))
         finally:

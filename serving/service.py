@@ -76,7 +76,7 @@ from serving.schemas import (
 )
 from serving.shadow import ShadowRunner
 from serving.slots import ModelSlots
-from serving.stages import observe, observe_parse
+from serving.stages import coming, observe, observe_parse, reached_batcher
 from serving.wire import BatchRequestIODescriptor, PredictRequestIODescriptor, RequestBatch
 
 logger = logging.getLogger("bentoml.serve.interest")  # shown by BentoML's log config
@@ -172,6 +172,7 @@ class InterestService:
             finish=functools.partial(self._finish_batch, deployed),
             observe=functools.partial(observe, deployed.model.version),
             loop_rows=LOOP_ROWS,
+            coming=coming,  # requests still parsing or encoding join the next model call
         )
         self.checker.current(deployed.model)  # answers carry the right alias from the swap on
 
@@ -205,6 +206,7 @@ class InterestService:
             observe(version, "encode", time.perf_counter() - started)
             assert served.batcher is not None
             job = (batch.users, encoded)
+            reached_batcher()
             responses = await served.batcher.run(encoded.arrays.inputs(), job)
         OOV_EVENTS.inc(sum(encoded.oov_events))
         return responses

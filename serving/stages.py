@@ -50,11 +50,30 @@ def observe(version: str, stage: str, seconds: float, count: int = 1) -> None:
         histogram.observe(seconds)
 
 
-def start_request() -> dict[str, Any]:
-    """Called by the request guard: stamp the start of a request."""
-    state = {"start": time.perf_counter(), "version": None}
+PREDICT_PATHS = ("/predict", "/predict_batch")
+_coming = [0]  # prediction requests between the guard and the micro-batcher (loop thread)
+
+
+def start_request(path: str = "") -> dict[str, Any]:
+    """Called by the request guard: stamp the start of a request (to ``path``)."""
+    state = {"start": time.perf_counter(), "version": None, "coming": path in PREDICT_PATHS}
+    _coming[0] += state["coming"]
     REQUEST.set(state)
     return state
+
+
+def coming() -> int:
+    """Prediction requests received and not yet handed to the micro-batcher (being parsed
+    and encoded): the batcher waits a little for them to share a model call."""
+    return _coming[0]
+
+
+def reached_batcher() -> None:
+    """Called by the handler as its request is handed to the micro-batcher."""
+    state = REQUEST.get()
+    if state is not None and state["coming"]:
+        state["coming"] = False
+        _coming[0] -= 1
 
 
 def observe_parse(version: str) -> None:
@@ -67,5 +86,8 @@ def observe_parse(version: str) -> None:
 
 def end_request(state: dict[str, Any]) -> None:
     """Called by the request guard after the response: the ``request`` stage, if predicted."""
+    if state["coming"]:  # answered before reaching the batcher (a 4xx, say)
+        state["coming"] = False
+        _coming[0] -= 1
     if state["version"] is not None:
         observe(state["version"], "request", time.perf_counter() - state["start"])

@@ -206,6 +206,8 @@ def _number_sum(values: Iterable[Any], depth: int = 0) -> float:
             total += value
         elif isinstance(value, list | tuple | dict):
             items = value.values() if isinstance(value, dict) else value
+            if isinstance(value, list | tuple) and value and isinstance(value[0], str):
+                continue  # category names
             try:
                 total += sum(items, 0.0)  # numbers only: one loop in C
             except TypeError:  # strings, None, nested containers

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 
 import numpy as np
 import pytest
@@ -219,3 +220,25 @@ def test_small_requests_gather_on_the_loop_larger_ones_and_busy_times_take_the_t
     assert list(batcher.batch_sizes) == [1, 3, 3, 3, 1]
     assert stages[:2] == [("queue", 1), ("model", 1)]
     assert stages[2:6] == [("queue", 1)] * 3 + [("model", 3)]
+
+
+def test_the_thread_batch_waits_for_requests_still_coming_at_most_max_wait():
+    coming = [1]
+    batcher = MicroBatcher(lambda inputs: inputs, 10, 100, coming=lambda: coming[0], max_wait_s=0.3)
+
+    async def main():
+        first = asyncio.ensure_future(batcher.run({"x": np.array([1, 2])}))
+        await asyncio.sleep(0.05)
+        waited = not first.done()  # the model waits for the request still coming
+        coming[0] = 0
+        second = await batcher.run({"x": np.array([3])})  # arrives: one model call for both
+        coming[0] = 1  # one that never arrives holds a batch for max_wait_s only
+        start = time.perf_counter()
+        third = await batcher.run({"x": np.array([4])})
+        return waited, await first, second, third, time.perf_counter() - start
+
+    waited, first, second, third, took = asyncio.run(main())
+    batcher.close()
+    assert waited and first["x"].tolist() == [1, 2] and second["x"].tolist() == [3]
+    assert third["x"].tolist() == [4] and 0.25 < took < 2
+    assert list(batcher.batch_sizes) == [3, 1]
