@@ -6,7 +6,8 @@ a hash of the user id (:func:`in_user_share`, the same users in every file and r
 pass over the file in bounded batches keeps those users' rows, writes them to a temporary
 Parquet file and loads that through :func:`eventlogs.loaders.load_events`, so the rows are
 validated, conformed and deduplicated exactly as a whole-log load would. A share of 1.0
-loads the log itself.
+loads the log itself. The string columns come back Arrow-backed (:func:`compact_strings`):
+the same ``string`` dtype and values in about a fifth of the memory of Python strings.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import pandas as pd
 import pyarrow.parquet as pq
 
 from core.config import DataConfig
+from core.schema import STRING_COLUMNS
 from eventlogs.loaders import LoadResult, load_events
 from eventlogs.stream_io import file_columns, iter_batches
 from eventlogs.validation import DataValidationError
@@ -36,6 +38,19 @@ def in_user_share(user_ids: np.ndarray, share: float) -> np.ndarray:
         return np.ones(len(user_ids), dtype=bool)
     hashes = pd.util.hash_array(np.asarray(user_ids, dtype=str).astype(object))
     return (hashes % _SCALE) < int(share * _SCALE)
+
+
+def compact_strings(events: pd.DataFrame) -> pd.DataFrame:
+    """``events`` with its string columns stored as Arrow (``string[pyarrow]``), in place.
+
+    Still ``StringDtype`` (``== "string"``), same values and missing values; a canonical
+    event costs ~110 bytes instead of ~500 (Python string objects), and so do the copies
+    the baselines take of it.
+    """
+    for col in STRING_COLUMNS:
+        if col in events.columns and events[col].dtype != "string[pyarrow]":
+            events[col] = events[col].astype("string[pyarrow]")
+    return events
 
 
 def load_user_events(
@@ -56,7 +71,8 @@ def load_user_events(
         work_dir: where the temporary Parquet file goes.
 
     Returns:
-        The kept users' canonical events and their load report (counts of the subset).
+        The kept users' canonical events (Arrow-backed strings, :func:`compact_strings`)
+        and their load report (counts of the subset).
 
     Raises:
         DataValidationError: unreadable file, or no user in the share.
@@ -66,7 +82,7 @@ def load_user_events(
         raise DataValidationError(f"{source}: no user_id column (columns: {', '.join(names)})")
     canonical = config.model_copy(update={"format": "canonical"})
     if share >= 1.0:  # every row: the log itself, without a filtered copy
-        return load_events(source, canonical)
+        return _compact(load_events(source, canonical))
     with tempfile.TemporaryDirectory(prefix="users-", dir=work_dir) as tmp:
         path = Path(tmp) / "events.parquet"
         writer, kept = None, 0
@@ -85,4 +101,9 @@ def load_user_events(
                 writer.close()
         if kept == 0:
             raise DataValidationError(f"{source}: no user in a {share:.2%} user share")
-        return load_events(path, canonical)
+        return _compact(load_events(path, canonical))
+
+
+def _compact(loaded: LoadResult) -> LoadResult:
+    compact_strings(loaded.events)
+    return loaded

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from core.config import DataConfig, ProjectConfig
@@ -38,6 +39,11 @@ def test_load_user_events_keeps_exactly_the_share(log):
     whole = load_events(log, config).events
     all_rows = load_user_events(log, config, 1.0, batch_rows=500)
     assert len(all_rows.events) == len(whole)
+    # Arrow-backed strings: the same dtype name, values and missing values as the loader's
+    assert all_rows.events["user_id"].dtype == "string[pyarrow]"
+    assert all_rows.events["user_id"].dtype == "string" == whole["user_id"].dtype
+    pd.testing.assert_frame_equal(all_rows.events, whole, check_dtype=False)
+    assert (all_rows.events.dtypes.astype(str) == whole.dtypes.astype(str)).all()
     part = load_user_events(log, config, 0.3, batch_rows=500).events
     users = part["user_id"].astype(str).unique()
     assert in_user_share(users, 0.3).all()
