@@ -147,7 +147,11 @@ def next_cats_output(
     if config.use_history_prior:
         logits = ScalarGate(config.next_cats_gate, name="next_cats_gate")(logits)
         prior = HistoryPrior(
-            spec.n_categories, spec.n_behaviors, config.prior_units, name="history_prior"
+            spec.n_categories,
+            spec.n_behaviors,
+            config.prior_units,
+            config.prior_days,
+            name="history_prior",
         )(inputs["cat"], inputs["beh"], inputs["age"])
         logits = keras.layers.Add(name="next_cats_scores")([logits, prior])
     activation = "softmax" if config.next_cats_loss == "softmax" else "sigmoid"

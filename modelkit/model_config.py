@@ -70,6 +70,9 @@ class ModelConfig:
     # Hidden units of a per-(user, category) MLP over the history prior's channels, seen flag
     # and popularity (modelkit.priors.HistoryPrior), a zero-initialised residual; 0: off.
     prior_units: int = 0
+    # A distinct-days channel in the history prior (a brand touched on five days outranks
+    # one clicked fifty times in one session), learned weight starting at 0.
+    prior_days: bool = False
     # Text channels (modelkit.text_features): the mean token embedding of the user's latest
     # event texts (use_text) and of their items' attributes (use_item_attrs) joins the pooled
     # sequence. Off by default: the feature spec must carry the channel to switch one on.

@@ -209,3 +209,17 @@ def test_prior_mlp_starts_at_the_linear_prior_and_round_trips(tmp_path):
     model.save(tmp_path / "p.keras")
     loaded = keras.saving.load_model(tmp_path / "p.keras", safe_mode=True, compile=False)
     np.testing.assert_allclose(np.asarray(loaded([cat, beh, age])), moved, rtol=1e-5)
+
+
+def test_distinct_days_count_each_category_day_once():
+    # Category 2: five events on one day; category 3: one event on each of two days.
+    cat = np.array([[0, 2, 2, 2, 3, 2, 2, 3]], np.int32)
+    beh = np.where(cat > 0, 1, 0).astype(np.int32)
+    hours = np.array([[0, 49, 49, 48, 48, 48, 48, 24]], np.float32)  # 49 h and 48 h: day 2
+    age = np.log1p(hours)
+    layer = HistoryPrior(5, 5, days=True)
+    base = np.asarray(layer(cat, beh, age))[0]
+    layer.day_weight.assign(0.1)  # x DAY_SPEED = 1 per log1p(day)
+    moved = np.asarray(layer(cat, beh, age))[0] - base
+    np.testing.assert_allclose(moved[[2, 3]], np.log1p([1.0, 2.0]), rtol=1e-5)
+    np.testing.assert_allclose(moved[[1, 4]], 0.0, atol=1e-6)
