@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import gc
 import logging
 import os
 import time
@@ -150,6 +151,10 @@ class InterestService:
                 "no registry answer after %.0f s; is_champion unknown", FIRST_CHECK_WAIT_S
             )
         logger.info("serving %s; ready in %.1f s", served.model, time.perf_counter() - started)
+        # The start-up heap (TensorFlow, the model, pandas) never dies: out of the collector's
+        # sight, full collections no longer walk it while requests wait (gc.freeze).
+        gc.collect()
+        gc.freeze()
         self._ready = True
 
     def _first_model(self, wanted: Desired | None) -> bentoml.Model:
