@@ -60,3 +60,15 @@ def test_tmall_trains_on_recent_cutoffs_whose_labels_stop_before_test() -> None:
     assert splits.val - max(splits.train) <= pd.Timedelta(days=7)
     assert max(splits.train) + span <= splits.test
     assert splits.val + span <= splits.test
+
+
+def test_tmall_fixes_only_unsearched_model_settings() -> None:
+    import optuna
+
+    from training.search import suggest
+
+    config = load_config(CONFIGS / "tmall.toml", env={})
+    assert config.train.fixed_params == {"popularity_from": "latest"}
+    # suggest raises if a fixed name is searched or not a model setting.
+    plan = suggest(optuna.create_study().ask(), fixed=config.train.fixed_params)
+    assert plan.model.popularity_from == "latest"
