@@ -272,8 +272,12 @@ def build_responses(
     return responses
 
 
-def _listed(values: Any) -> list[Any]:
-    return values.tolist() if isinstance(values, np.ndarray) else list(values)
+def _column(values: Any) -> list[Any]:
+    # Plain Python values, NaN/inf as None; numeric arrays stay vectorised while all finite.
+    if isinstance(values, np.ndarray) and values.dtype.kind in "fiub":
+        return _floats(values)
+    listed = values.tolist() if isinstance(values, np.ndarray) else list(values)
+    return [finite(v) for v in listed]
 
 
 def log_records(
@@ -301,7 +305,7 @@ def log_records(
     """
     summary = summarize_columns(encoded.arrays, vocab.decode)
     # Column lists straight from the arrays: a DataFrame cost more than the rest of the step.
-    columns = {c: [finite(v) for v in _listed(summary[c])] for c in PROFILE_COLUMNS}
+    columns = {c: _column(summary[c]) for c in PROFILE_COLUMNS}
     profiles = [
         dict(zip(columns, values, strict=True)) for values in zip(*columns.values(), strict=True)
     ]
