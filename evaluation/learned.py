@@ -51,18 +51,23 @@ def training_cutoffs(
 
 
 def _transitions(past: pd.DataFrame) -> pd.DataFrame:
-    """Share of each category-to-category change (``prev`` -> ``category_id``) in ``past``."""
-    frame = pd.DataFrame(
-        {
-            "u": past["user_id"].astype(str).to_numpy(),
-            "c": past["category_id"].astype(str).to_numpy(),
-            "t": past["timestamp"].to_numpy(),
-        }
-    ).sort_values(["u", "t"], kind="stable")
-    prev = frame.groupby("u", sort=False)["c"].shift()
-    moves = frame.assign(prev=prev).dropna(subset=["prev"])
-    moves = moves.loc[moves["prev"] != moves["c"]]
-    counts = moves.groupby(["prev", "c"]).size().rename("n").reset_index()
+    """Share of each category-to-category change (``prev`` -> ``category_id``) in ``past``.
+
+    On integer codes (users in time order, stable on ties; categories coded in sorted order,
+    so rows come out sorted by ``prev`` then ``c``), not a frame of id strings.
+    """
+    users = pd.factorize(past["user_id"])[0]
+    cats, names = pd.factorize(past["category_id"], sort=True)
+    order = np.lexsort((past["timestamp"].to_numpy(), users))
+    users, cats = users[order], cats[order]
+    same = users[1:] == users[:-1]
+    prev, cur = cats[:-1][same], cats[1:][same]
+    moved = prev != cur
+    pairs, n = np.unique(prev[moved] * len(names) + cur[moved], return_counts=True)
+    labels = np.asarray(names.astype(str), dtype=object)
+    counts = pd.DataFrame(
+        {"prev": labels[pairs // len(names)], "c": labels[pairs % len(names)], "n": n}
+    )
     counts["share"] = counts["n"] / counts.groupby("prev")["n"].transform("sum")
     return counts[["prev", "c", "share"]]
 
