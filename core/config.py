@@ -152,7 +152,7 @@ class TrainConfig(_Section):
     # study switch the text channels on (training.text_data). Off: logs train as before.
     text_features: bool = False
     # Model settings every trial of the study uses (ModelConfig field -> value, e.g.
-    # {prior_units = 16}): recorded as one-choice trial params, so the refit rebuilds them.
+    # {popularity_from = "latest"}): recorded as one-choice trial params, so the refit rebuilds them.
     # Only fields the study does not search (training.search.suggest checks).
     fixed_params: dict[str, Any] = Field(default_factory=dict)
     # Baselines scored next to every model (the protocol of shared/data/README.md).

@@ -146,13 +146,9 @@ def next_cats_output(
     """Add the history prior to the learned logits and apply the output activation."""
     if config.use_history_prior:
         logits = ScalarGate(config.next_cats_gate, name="next_cats_gate")(logits)
-        prior = HistoryPrior(
-            spec.n_categories,
-            spec.n_behaviors,
-            config.prior_units,
-            config.prior_days,
-            name="history_prior",
-        )(inputs["cat"], inputs["beh"], inputs["age"])
+        prior = HistoryPrior(spec.n_categories, spec.n_behaviors, name="history_prior")(
+            inputs["cat"], inputs["beh"], inputs["age"]
+        )
         logits = keras.layers.Add(name="next_cats_scores")([logits, prior])
     activation = "softmax" if config.next_cats_loss == "softmax" else "sigmoid"
     return keras.layers.Activation(activation, name="next_cats")(logits)

@@ -67,12 +67,6 @@ class ModelConfig:
     # too (a brand popular now is likelier to be touched again): on Tmall the 30-day
     # popularity at the cutoff is the strongest feature a GBDT adds to the decay scores.
     popularity_from: str = "all"
-    # Hidden units of a per-(user, category) MLP over the history prior's channels, seen flag
-    # and popularity (modelkit.priors.HistoryPrior), a zero-initialised residual; 0: off.
-    prior_units: int = 0
-    # A distinct-days channel in the history prior (a brand touched on five days outranks
-    # one clicked fifty times in one session), learned weight starting at 0.
-    prior_days: bool = False
     # Text channels (modelkit.text_features): the mean token embedding of the user's latest
     # event texts (use_text) and of their items' attributes (use_item_attrs) joins the pooled
     # sequence. Off by default: the feature spec must carry the channel to switch one on.
@@ -127,8 +121,6 @@ class ModelConfig:
                 raise ValueError(f"ModelConfig.{name} must be >= 1, got {getattr(self, name)}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"ModelConfig.dropout must be in [0, 1), got {self.dropout}")
-        if self.prior_units < 0:
-            raise ValueError(f"ModelConfig.prior_units must be >= 0, got {self.prior_units}")
         if self.next_cats_gate < 0:
             raise ValueError(f"ModelConfig.next_cats_gate must be >= 0, got {self.next_cats_gate}")
         if self.learning_rate <= 0:

@@ -38,10 +38,6 @@ _EPS = 1e-6
 #: times slower than ordinary weights: on Taobao the learned logits overfit (test recall
 #: 0.3885 at the prior -> 0.375 after two epochs at lr 2.7e-3 with a full-speed gate).
 GATE_SPEED = 0.1
-#: The distinct-days weight of :class:`HistoryPrior` is stored divided by this: it starts
-#: at 0 and must reach the scale of the decay channels' weights (about 1) within a few
-#: hundred steps.
-DAY_SPEED = 10.0
 
 
 def _scaled_weight(layer: keras.layers.Layer, name: str, values: list[float]) -> Any:
@@ -59,33 +55,13 @@ class HistoryPrior(keras.layers.Layer):
     ``b`` for categories in the history and a per-category popularity bias ``pop``
     (set from data by ``training.fit``; zeros otherwise). Padding (``cat == 0``) adds nothing.
 
-    With ``days`` a further channel, ``d * log1p(distinct days)``, counts the 24-hour buckets
-    (back from the cutoff) in which the user touched each category, with a learned weight
-    ``d`` that starts at 0 (the layer starts at the decay prior) and moves ``DAY_SPEED``
-    times faster than other weights: many clicks on one day say less about a return than
-    a few on separate days. Costs an ``(B, N, N)`` comparison per call.
-
-    With ``units > 0`` a small MLP over each (user, category)'s channels, seen flag and
-    popularity adds a residual score (output weights start at zero, so the layer starts at
-    the linear prior): it can learn interactions such as "popular now *and* touched
-    recently", which a gradient-boosted re-ranker finds on Tmall and a sum of logs cannot.
-
     Call: ``(cat (B, N) int, beh (B, N) int, age (B, N) log1p hours)`` -> ``(B, V)``.
     """
 
-    def __init__(
-        self,
-        n_categories: int,
-        n_behaviors: int,
-        units: int = 0,
-        days: bool = False,
-        **kwargs: Any,
-    ) -> None:
+    def __init__(self, n_categories: int, n_behaviors: int, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.n_categories = n_categories
         self.n_behaviors = n_behaviors
-        self.units = int(units)
-        self.days = bool(days)
 
     def build(self, cat_shape: Any, beh_shape: Any = None, age_shape: Any = None) -> None:
         weights = list(INITIAL_BEHAVIOR_WEIGHTS[: self.n_behaviors])
@@ -98,17 +74,6 @@ class HistoryPrior(keras.layers.Layer):
         self.popularity = self.add_weight(
             name="popularity", shape=(self.n_categories,), initializer="zeros"
         )
-        if self.days:
-            self.day_weight = self.add_weight(name="day_weight", shape=(), initializer="zeros")
-        if self.units:
-            n_in = k + 2  # channels, seen flag, popularity
-            self.mlp_kernel = self.add_weight(
-                name="mlp_kernel", shape=(n_in, self.units), initializer="glorot_uniform"
-            )
-            self.mlp_bias = self.add_weight(
-                name="mlp_bias", shape=(self.units,), initializer="zeros"
-            )
-            self.mlp_out = self.add_weight(name="mlp_out", shape=(self.units,), initializer="zeros")
 
     def call(self, cat: Any, beh: Any, age: Any) -> Any:
         cat = ops.cast(cat, "int32")
@@ -130,18 +95,7 @@ class HistoryPrior(keras.layers.Layer):
         channels = ops.log1p(summed[..., :-1])
         seen = ops.cast(summed[..., -1] > 0, "float32")
         scores = ops.tensordot(channels, self.channel_weights * SPEED, axes=1)
-        scores = scores + seen * self.seen_bonus[0] * SPEED + self.popularity
-        if self.days:
-            scores = scores + self.day_weight * DAY_SPEED * distinct_days(
-                cat, days, real, rows, batch * self.n_categories, (batch, self.n_categories)
-            )
-        if self.units:
-            pop = self.popularity - ops.mean(self.popularity)
-            pop = ops.broadcast_to(pop[None, :, None], (batch, self.n_categories, 1))
-            x = ops.concatenate([channels, seen[..., None], pop], axis=-1)  # (B, V, K + 2)
-            hidden = ops.relu(ops.tensordot(x, self.mlp_kernel, axes=1) + self.mlp_bias)
-            scores = scores + ops.tensordot(hidden, self.mlp_out, axes=1)
-        return scores
+        return scores + seen * self.seen_bonus[0] * SPEED + self.popularity
 
     def compute_output_shape(self, cat_shape: Any, beh_shape: Any, age_shape: Any) -> tuple:
         return (cat_shape[0], self.n_categories)
@@ -151,31 +105,7 @@ class HistoryPrior(keras.layers.Layer):
             **super().get_config(),
             "n_categories": self.n_categories,
             "n_behaviors": self.n_behaviors,
-            "units": self.units,
-            "days": self.days,
         }
-
-
-def distinct_days(
-    cat: Any, days: Any, real: Any, rows: Any, n_segments: int, shape: tuple[Any, Any]
-) -> Any:
-    """``(B, V)``: log1p of the distinct 24-hour buckets with an event of each category.
-
-    Each event counts ``1 / (events of its category in its bucket)``, so a (category, day)
-    pair adds exactly one whatever its number of events. ``days`` are the events' ages in
-    days (from the cutoff); ``rows`` their ``(B * V)`` segment ids.
-    """
-    bucket = ops.floor((days * 24.0 + 0.5) / 24.0)  # whole days back from the cutoff
-    same = ops.logical_and(
-        ops.equal(cat[:, :, None], cat[:, None, :]),
-        ops.equal(bucket[:, :, None], bucket[:, None, :]),
-    )
-    n_same = ops.sum(ops.cast(same, "float32") * real[:, None, :], axis=-1)
-    weight = real / ops.maximum(n_same, 1.0)
-    counted = ops.segment_sum(
-        ops.reshape(weight, (-1,)), ops.reshape(rows, (-1,)), num_segments=n_segments
-    )
-    return ops.log1p(ops.reshape(counted, shape))
 
 
 def persistence_parts(period_dist: Any, period_counts: Any) -> Any:

@@ -193,33 +193,3 @@ def test_latest_popularity_comes_from_the_latest_cutoff_only(tiny_spec, toy_arra
 def test_popularity_from_rejects_unknown_sources():
     with pytest.raises(ValueError, match="popularity_from"):
         ModelConfig(popularity_from="future")
-
-
-def test_prior_mlp_starts_at_the_linear_prior_and_round_trips(tmp_path):
-    cat = np.array([[0, 2, 3, 3, 4], [0, 0, 0, 5, 5]], np.int32)
-    beh = np.array([[0, 1, 1, 1, 3], [0, 0, 0, 1, 4]], np.int32)
-    age = np.log1p(np.array([[0, 1, 1, 1, 500.0], [0, 0, 0, 30, 2]], np.float32))
-    linear, mlp = HistoryPrior(7, 5), HistoryPrior(7, 5, units=4)
-    np.testing.assert_allclose(np.asarray(mlp(cat, beh, age)), np.asarray(linear(cat, beh, age)))
-    mlp.mlp_out.assign(np.ones(4, np.float32))  # trained: the residual moves the scores
-    moved = np.asarray(mlp(cat, beh, age))
-    assert not np.allclose(moved, np.asarray(linear(cat, beh, age)))
-    inputs = [keras.Input((5,), dtype="int32"), keras.Input((5,), dtype="int32"), keras.Input((5,))]
-    model = keras.Model(inputs, mlp(*inputs))
-    model.save(tmp_path / "p.keras")
-    loaded = keras.saving.load_model(tmp_path / "p.keras", safe_mode=True, compile=False)
-    np.testing.assert_allclose(np.asarray(loaded([cat, beh, age])), moved, rtol=1e-5)
-
-
-def test_distinct_days_count_each_category_day_once():
-    # Category 2: five events on one day; category 3: one event on each of two days.
-    cat = np.array([[0, 2, 2, 2, 3, 2, 2, 3]], np.int32)
-    beh = np.where(cat > 0, 1, 0).astype(np.int32)
-    hours = np.array([[0, 49, 49, 48, 48, 48, 48, 24]], np.float32)  # 49 h and 48 h: day 2
-    age = np.log1p(hours)
-    layer = HistoryPrior(5, 5, days=True)
-    base = np.asarray(layer(cat, beh, age))[0]
-    layer.day_weight.assign(0.1)  # x DAY_SPEED = 1 per log1p(day)
-    moved = np.asarray(layer(cat, beh, age))[0] - base
-    np.testing.assert_allclose(moved[[2, 3]], np.log1p([1.0, 2.0]), rtol=1e-5)
-    np.testing.assert_allclose(moved[[1, 4]], 0.0, atol=1e-6)

@@ -33,22 +33,14 @@ def _inputs(spec: FeatureSpec, n: int, seed: int) -> dict[str, np.ndarray]:
     }
 
 
-@pytest.mark.parametrize("head", ["prior", "mixture", "prior_days"])
+@pytest.mark.parametrize("head", ["prior", "mixture"])
 def test_served_variant_matches_keras_on_a_test_set(head):
     vocab = Vocabulary([f"c{i}" for i in range(10)], top_categories=3)
     spec = FeatureSpec(6, 3, 4, 5, 4, vocab.size, 2, "day", "3D", vocab.hash)
-    days = head == "prior_days"  # the distinct-days channel's (B, N, N) comparison
     config = ModelConfig(
-        units=8,
-        cat_embed_dim=8,
-        period_units=4,
-        head_units=8,
-        next_cats_head="prior" if days else head,
-        prior_days=days,
+        units=8, cat_embed_dim=8, period_units=4, head_units=8, next_cats_head=head
     )
     model = build_model(config, spec)
-    if days:
-        model.get_layer("history_prior").day_weight.assign(0.1)
     keras_only = Predictor(model)
     served, summary = select_runtime(keras_only, (1, 8), ("tflite", "xla"), repeats=3)
     assert set(summary["by_batch"]) == {"1", "8"}

@@ -17,16 +17,16 @@ def test_fixed_params_reach_the_plan_and_the_refit_without_moving_other_draws():
     for _ in range(3):
         a = suggest(plain.ask())
         trial = fixed.ask()
-        b = suggest(trial, fixed={"prior_units": 16, "popularity_from": "latest"})
-        assert b.model.prior_units == 16 and b.model.popularity_from == "latest"
+        b = suggest(trial, fixed={"next_cats_gate": 0.25, "popularity_from": "latest"})
+        assert b.model.next_cats_gate == 0.25 and b.model.popularity_from == "latest"
         # The searched settings are the ones the same sampler draws without fixed params.
         searched = {
-            k: v for k, v in b.params().items() if k not in ("prior_units", "popularity_from")
+            k: v for k, v in b.params().items() if k not in ("next_cats_gate", "popularity_from")
         }
         assert searched == {k: v for k, v in a.params().items() if k in searched}
         fixed.tell(trial, 0.5)
     rebuilt = plan_from_trial(fixed.trials[-1])
-    assert rebuilt.model.prior_units == 16 and rebuilt.model.popularity_from == "latest"
+    assert rebuilt.model.next_cats_gate == 0.25 and rebuilt.model.popularity_from == "latest"
 
 
 @pytest.mark.parametrize(("name", "why"), [("cell", "is searched"), ("colour", "is not a model")])
