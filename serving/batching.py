@@ -173,6 +173,8 @@ class MicroBatcher:
                 self._wake.clear()
                 await self._wake.wait()
                 continue
+            while self._group:  # a group gathering on the loop runs its model call first
+                await asyncio.sleep(0)
             await self._wait_for_coming()
             jobs = self._take(self._queue)
             sizes = [job[1] for job in jobs]

@@ -242,3 +242,29 @@ def test_the_thread_batch_waits_for_requests_still_coming_at_most_max_wait():
     assert waited and first["x"].tolist() == [1, 2] and second["x"].tolist() == [3]
     assert third["x"].tolist() == [4] and 0.25 < took < 2
     assert list(batcher.batch_sizes) == [3, 1]
+
+
+def test_a_larger_request_arriving_while_a_group_gathers_waits_for_its_model_call():
+    active, most = [0], [0]
+    lock = threading.Lock()
+
+    def predict(inputs):
+        with lock:
+            active[0] += 1
+            most[0] = max(most[0], active[0])
+        time.sleep(0.05)
+        with lock:
+            active[0] -= 1
+        return {"y": inputs["x"] * 2}
+
+    batcher = MicroBatcher(predict, 10, 100, loop_rows=1)
+
+    async def main():
+        return await asyncio.gather(
+            batcher.run({"x": np.array([1])}), batcher.run({"x": np.array([2, 3])})
+        )
+
+    small, big = asyncio.run(main())
+    batcher.close()
+    assert small["y"].tolist() == [2] and big["y"].tolist() == [4, 6]
+    assert most[0] == 1  # one model call at a time, as on the model thread alone
