@@ -54,7 +54,7 @@ PREDICT_PATHS = ("/predict", "/predict_batch")
 _coming = [0]  # prediction requests between the guard and the micro-batcher (loop thread)
 
 
-def start_request(path: str = "") -> dict[str, Any]:
+def start_request(path: str) -> dict[str, Any]:
     """Called by the request guard: stamp the start of a request (to ``path``)."""
     state = {"start": time.perf_counter(), "version": None, "coming": path in PREDICT_PATHS}
     _coming[0] += state["coming"]
