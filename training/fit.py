@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import time
+import warnings
 import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -262,7 +263,11 @@ def fit_model(
     callbacks = [_EpochCallback(on_epoch or (lambda _e, _m: {}), result.history)]
     start = time.perf_counter()
     if stream is not None:
-        with scope():
+        # The streamed dataset's length is unknown to Keras (shards read block by block, a
+        # user share filtered on the fly), so the end of the first epoch raises Keras's
+        # "input ran out of data" UserWarning although every epoch streams the same samples.
+        with scope(), warnings.catch_warnings():
+            warnings.filterwarnings("ignore", message="Your input ran out of data")
             model.fit(stream, epochs=epochs, shuffle=False, verbose=0, callbacks=callbacks)
     else:
         # Only the inputs this model reads (data with text also feeds text-free plans).
