@@ -4,11 +4,12 @@ One command::
 
     .venv/bin/python benchmarks/quality.py [--budget small|full] [--tasks taobao,tmall] [--no-extras]
 
-For each task (:mod:`benchmarks.quality_data`) it runs a fixed-budget study through
-``training.tune.run_study`` (temporary state folder and MLflow store, ``register=False``)
-and prints the refit winner's test metrics next to the baselines scored on the same test
-samples by the refit run (``baseline.*``), with the ratio model / best baseline (for the
-trajectory JS divergence, lower is better: ratio < 1 beats persistence). The baselines are
+For each task (:mod:`benchmarks.quality_data`: the README's ``configs/<name>.toml`` with this
+budget) it runs a fixed-budget study through ``training.tune.run_study`` (temporary state
+folder and MLflow store, ``register=False``) and prints the refit winner's test metrics next
+to the baselines scored on the same test samples by the refit run (``baseline.*``), with the
+ratio model / best baseline (for the trajectory JS divergence, lower is better: ratio < 1
+beats persistence). The baselines are
 all of :mod:`evaluation.suite` (heuristics tuned on validation, ``gbdt_rerank``); per task the
 JSON holds ``<metric>_ratio`` against the best of them on the same users, ``buy_auc_delta``,
 the calibrated ``buy_ece``, and ``protocol``: the README's rows reproduced on its exact users
@@ -199,9 +200,6 @@ def measure_pruning(config: Any, data: Any, study_name: str) -> dict[str, float]
 
 def run_task(name: str, budget: dict[str, Any], extras: bool) -> dict[str, Any]:
     """Study, refit and comparison for one task (plus overhead/pruning when ``extras``)."""
-    from unittest import mock
-
-    import training.tune
     from benchmarks.quality_data import TASKS, prepare_task, protocol_figures, task_config
     from training.tune import run_study
 
@@ -212,16 +210,9 @@ def run_task(name: str, budget: dict[str, Any], extras: bool) -> dict[str, Any]:
         config = task_config(task, Path(tmp), train)
         events, data = prepare_task(task, config)
         start = time.perf_counter()
-
-        def refit_data(_events: Any, cfg: Any, _data: Any) -> Any:
-            return prepare_task(task, cfg, vocab_until="test")[1]
-
-        # The refit rebuilds its data from config.split, which cannot express Taobao's
-        # explicit cutoffs (quality_data docstring): rebuild it on the task's own cutoffs.
-        with mock.patch.object(training.tune, "prepare_refit_data", refit_data):
-            outcome = run_study(
-                config, events, data, source=str(task.path), register=False, show_progress=False
-            )
+        outcome = run_study(
+            config, events, data, source=str(task.path), register=False, show_progress=False
+        )
         out: dict[str, Any] = {
             "study_seconds": time.perf_counter() - start,
             "samples": {"train": len(data.train), "val": len(data.val), "test": len(data.test)},
