@@ -108,8 +108,9 @@ def measure_demand(config: Any, run_id: str, events: Any, cutoff: Any) -> dict[s
     """
     import mlflow
 
+    from evaluation.demand import demand_wapes
     from modelkit.bundle import load_bundle
-    from pipelines.demand import demand_wapes, forecast_demand
+    from pipelines.demand import forecast_demand
 
     out: dict[str, Any] = {"demand": {"cutoff": str(cutoff)}}
     with tempfile.TemporaryDirectory(prefix="quality-demand-") as tmp:

@@ -31,7 +31,7 @@ class Level(str, Enum):
 
 def print_demand(table: pd.DataFrame, top: int, title: str) -> None:
     """Print the ``top`` rows of a :func:`pipelines.demand.forecast_demand` table and WAPEs."""
-    from pipelines.demand import demand_wapes
+    from evaluation.demand import demand_wapes
 
     has_actual = not table["actual"].isna().any()
     out = Table(title=title)

@@ -8,9 +8,11 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 from matplotlib.figure import Figure
 
 from core.arrays import SequenceArrays
+from evaluation.demand import demand_wapes
 from evaluation.metrics import recall_curve
 
 KS: tuple[int, ...] = (1, 3, 5, 10, 20, 50)
@@ -68,18 +70,57 @@ def calibration_lines(
     return lines
 
 
+def raw_calibration_lines(model: Mapping[str, float]) -> list[str]:
+    """Markdown table: per head, the test ECE of the raw probabilities (no map fitted)."""
+    lines = ["| head | calibration | ECE (test) |", "|---|---|---|"]
+    for head in ("buy", "churn"):
+        lines.append(f"| {head} | none (train.calibrate off) | {_fmt(model.get(f'{head}_ece'))} |")
+    return lines
+
+
+#: Rows of the demand table the card lists (largest forecasts first).
+DEMAND_ROWS = 10
+
+
+def demand_lines(demand: pd.DataFrame, cutoff: str, period: str) -> list[str]:
+    """Markdown section: next-period demand per category against persistence and actual."""
+    wapes = demand_wapes(demand)
+    lines = [
+        f"## Category demand forecast, the {period} from {cutoff} (evaluation.demand)",
+        "",
+        "Expected core-behaviour events per category: sum over users of P(active) x events per",
+        "active period x the predicted share, scaled to last period's total; persistence is",
+        "last period's demand. WAPE (lower is better): model "
+        f"{_fmt(wapes['model'])} vs persistence {_fmt(wapes['persistence'])} over every "
+        f"bucket, {_fmt(wapes['model_named'])} vs {_fmt(wapes['persistence_named'])} without "
+        "`other`.",
+        "",
+        "| category | forecast | persistence | actual |",
+        "|---|---|---|---|",
+    ]
+    for row in demand.head(DEMAND_ROWS).itertuples():
+        cells = [
+            f"{v:.1f}" if math.isfinite(v) else "n/a"
+            for v in (row.forecast, row.persistence, row.actual)
+        ]
+        lines.append(f"| {row.category} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
+
+
 def save_plots(
     pred: Mapping[str, np.ndarray],
     baseline_pred: Mapping[str, Mapping[str, np.ndarray]],
     arrays: SequenceArrays,
     bucket_names: list[str],
     out: Path,
+    demand: pd.DataFrame | None = None,
 ) -> list[Path]:
     """Write the card's plots as PNG files into ``out``.
 
     Plots: recall@K curve (model vs baselines), calibration of purchase and churn, one
-    user's trajectory (predicted vs actual), and the category demand forecast (sum over
-    users of predicted next-period shares) against what happened.
+    user's trajectory (predicted vs actual), and, given ``demand``
+    (:func:`evaluation.demand.demand_table`), the category demand forecast next to
+    persistence and what happened.
     """
     # Figures without pyplot: no GUI backend to choose and no global figure list to close.
     out.mkdir(parents=True, exist_ok=True)
@@ -118,17 +159,16 @@ def save_plots(
         )
         paths.append(_save(fig, out / "trajectory_example.png"))
 
-    forecast = pred["trajectory"][:, 0, :].sum(axis=0)
-    actual = truth[:, 0, :].sum(axis=0)
-    fig = Figure(figsize=(8, 3.5))
-    ax = fig.subplots()
-    idx = np.arange(len(bucket_names))
-    ax.bar(idx - 0.2, forecast, width=0.4, label="forecast")
-    ax.bar(idx + 0.2, actual, width=0.4, label="actual")
-    ax.set_xticks(idx, bucket_names, rotation=90, fontsize=5)
-    ax.set(ylabel="users' interest mass", title="Category demand, next period")
-    ax.legend()
-    paths.append(_save(fig, out / "demand_forecast.png"))
+    if demand is not None:
+        fig = Figure(figsize=(8, 3.5))
+        ax = fig.subplots()
+        idx = np.arange(len(demand))
+        for shift, column in ((-0.27, "forecast"), (0.0, "persistence"), (0.27, "actual")):
+            ax.bar(idx + shift, demand[column].fillna(0.0), width=0.27, label=column)
+        ax.set_xticks(idx, demand["category"].astype(str), rotation=90, fontsize=5)
+        ax.set(ylabel="core-behaviour events", title="Category demand, next period")
+        ax.legend()
+        paths.append(_save(fig, out / "demand_forecast.png"))
     return paths
 
 
@@ -203,12 +243,15 @@ def write_card(
     baseline_params: Mapping[str, Mapping[str, Any]] | None = None,
     calibration: Mapping[str, Mapping[str, Any]] | None = None,
     text_comparison: Mapping[str, Any] | None = None,
+    demand: Mapping[str, Any] | None = None,
 ) -> Path:
     """Write the Markdown model card next to its plots.
 
-    ``baseline_params`` (chosen on validation), ``calibration`` (per head, fitted on
-    validation) and ``text_comparison`` (``training.text_data.text_ablation``) add their
-    sections when given.
+    ``baseline_params`` (chosen on validation), ``text_comparison``
+    (``training.text_data.text_ablation``) and ``demand`` (``table``, ``cutoff``,
+    ``period``: :func:`evaluation.demand.demand_table` at the test cutoff) add their
+    sections when given; calibration is the fitted map per head (``calibration``) or the
+    raw probabilities' test ECE.
     """
     lines = [
         f"# {title}",
@@ -235,6 +278,15 @@ def write_card(
             *calibration_lines(model_metrics, calibration),
             "",
         ]
+    else:
+        lines += [
+            "## Calibration (ECE over 10 bins)",
+            "",
+            *raw_calibration_lines(model_metrics),
+            "",
+        ]
+    if demand is not None:
+        lines += demand_lines(demand["table"], demand["cutoff"], demand["period"])
     if text_comparison:
         lines += text_lines(text_comparison)
     lines += [

@@ -26,6 +26,7 @@ from core.profile import summarize_arrays
 from core.progress import Say
 from core.textstats import text_profile
 from evaluation.calibration import calibrate_heads, expected_calibration_error
+from evaluation.demand import demand_table, demand_wapes
 from evaluation.samples import score_predictions
 from evaluation.suite import BaselineSuite, run_baseline_suite
 from modelkit.bundle import save_bundle
@@ -92,6 +93,29 @@ def calibrate(
     return calibrate_heads(val_pred, data.val.labels(), test_pred, data.test.labels())
 
 
+def demand_at_test(
+    config: ProjectConfig, events: pd.DataFrame, data: PreparedData, pred: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """The category demand forecast for the period after the test cutoff, and its WAPEs.
+
+    ``pred`` are the model's outputs on ``data.test`` (every user with history at the test
+    cutoff); ``wapes`` holds ``demand_wape`` and ``demand_wape_persistence`` (all buckets).
+    """
+    cutoff = pd.Timestamp(data.splits.test)
+    cutoff = cutoff.tz_localize("UTC") if cutoff.tzinfo is None else cutoff.tz_convert("UTC")
+    period = config.features.period
+    table = demand_table(
+        pred, data.test.period_counts, events, data.vocab, data.spec.n_buckets, cutoff, period
+    )
+    wapes = demand_wapes(table)
+    return {
+        "table": table,
+        "cutoff": str(cutoff),
+        "period": period,
+        "wapes": {"demand_wape": wapes["model"], "demand_wape_persistence": wapes["persistence"]},
+    }
+
+
 def reference_profile(
     model: keras.Model, data: PreparedData, arrays: SequenceArrays
 ) -> pd.DataFrame:
@@ -143,6 +167,7 @@ def log_model_artifacts(
             data.test,
             data.vocab.bucket_names(data.spec.n_buckets),
             card_dir,
+            demand=card["demand"]["table"] if card.get("demand") else None,
         )
         write_card(
             card_dir / "model_card.md",
@@ -155,6 +180,7 @@ def log_model_artifacts(
             baseline_params=card.get("baseline_params"),
             calibration=card.get("calibration"),
             text_comparison=card.get("text_comparison"),
+            demand=card.get("demand"),
         )
         mlflow.log_artifacts(str(card_dir), "card")
 
@@ -199,6 +225,8 @@ def evaluate_and_log(
     say("scoring the baselines on the same split")
     suite = run_baselines(config, events, data, data.test)
     mlflow.log_params(suite.flat_params())
+    demand = demand_at_test(config, events, data, pred)
+    metrics.update(demand["wapes"])
     mlflow.log_metrics(finite_metrics(metrics))
     mlflow.log_metrics(baseline_metrics(suite.metrics))
     log_samples(data.test, pred, suite.preds)  # what the gate's paired bootstrap reads
@@ -225,6 +253,7 @@ def evaluate_and_log(
         "study": study_name,
         "baseline_params": suite.params,
         "calibration": calibration,
+        "demand": demand,
     }
     if text_comparison is not None:
         card["text_comparison"] = text_comparison(metrics)

@@ -11,13 +11,8 @@ import pytest
 from core.config import FeatureConfig
 from core.schema import conform
 from core.vocab import Vocabulary
-from pipelines.demand import (
-    aggregate_demand,
-    demand_wapes,
-    expected_activity,
-    forecast_demand,
-    wape,
-)
+from evaluation.demand import aggregate_demand, demand_wapes, expected_activity, wape
+from pipelines.demand import forecast_demand
 
 CUTOFF = pd.Timestamp("2024-01-04", tz="UTC")
 # Buckets: a -> 0, b -> 1, c -> 2 ("other": top_categories=2).

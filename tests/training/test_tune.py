@@ -99,6 +99,19 @@ def test_refit_is_registered_as_challenger_with_bundle_and_card(setup, first_stu
     assert {"bundle/model.keras", "bundle/vocab.json", "bundle/reference.parquet"} <= bundle
     card = {a.path for a in client.list_artifacts(version.run_id, "card")}
     assert "card/model_card.md" in card and "card/recall_at_k.png" in card
+    assert "card/demand_forecast.png" in card
+    # The demand forecast at the test cutoff is scored against persistence and logged.
+    metrics = client.get_run(version.run_id).data.metrics
+    assert metrics["demand_wape"] >= 0 and metrics["demand_wape_persistence"] >= 0
+    import mlflow
+
+    local = mlflow.artifacts.download_artifacts(
+        run_id=version.run_id,
+        artifact_path="card/model_card.md",
+        tracking_uri=config.paths.resolved().tracking_uri,
+    )
+    text = Path(local).read_text()
+    assert "## Category demand forecast" in text and "## Calibration" in text
     assert first_study.decision.reasons
 
 
