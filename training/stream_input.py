@@ -187,18 +187,20 @@ def sample_shards(paths: Sequence[Path], max_rows: int) -> SequenceArrays:
 
     For what needs arrays rather than a stream (prior initialisation, pre-training); on a
     log that fits in ``max_rows`` this is every sample, so both input modes start alike.
+    The samples keep their cutoffs (``popularity_from="latest"`` selects by them).
     """
+    names = (*FIELDS, "cutoff")
     parts, rows = [], 0
     for path in paths:
-        for block in iter_blocks(path, max(1, min(65_536, max_rows - rows))):
+        for block in iter_blocks(path, max(1, min(65_536, max_rows - rows)), names):
             parts.append(block)
             rows += len(block["cat"])
             if rows >= max_rows:
                 break
         if rows >= max_rows:
             break
-    merged = {k: np.concatenate([p[k] for p in parts]) for k in FIELDS}
-    return SequenceArrays(user_id=np.zeros(rows, dtype=str), cutoff=np.zeros(rows), **merged)
+    merged = {k: np.concatenate([p[k] for p in parts]) for k in names}
+    return SequenceArrays(user_id=np.zeros(rows, dtype=str), **merged)
 
 
 @dataclass

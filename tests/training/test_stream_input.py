@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -49,6 +50,13 @@ def test_blocks_read_every_row_once_and_dataset_shuffles_across_shards(arrays, t
     key = lambda a: sorted(map(bytes, a))  # noqa: E731
     assert key(cat) == key(arrays.cat)  # ... and every sample exactly once
     assert len(sample_shards(paths, 100)) == 100 and len(sample_shards(paths, 10**6)) == 300
+
+
+def test_sampled_shards_keep_their_cutoffs(arrays, tmp_path):
+    # popularity_from="latest" picks the prior sample's latest-cutoff rows by these.
+    later = arrays.cutoff + np.where(np.arange(len(arrays)) % 2, np.timedelta64(7, "D"), 0)
+    paths = write_shards(dataclasses.replace(arrays, cutoff=later), tmp_path, shard_rows=70)
+    np.testing.assert_array_equal(sample_shards(paths, 10**6).cutoff, later)
 
 
 def test_streaming_metrics_equal_in_memory_metrics(arrays, tiny_spec, tmp_path):
