@@ -167,7 +167,7 @@ def log_model_artifacts(
             data.test,
             data.vocab.bucket_names(data.spec.n_buckets),
             card_dir,
-            demand=card["demand"]["table"] if card.get("demand") else None,
+            demand=card["demand"]["table"],
         )
         write_card(
             card_dir / "model_card.md",
@@ -180,7 +180,7 @@ def log_model_artifacts(
             baseline_params=card.get("baseline_params"),
             calibration=card.get("calibration"),
             text_comparison=card.get("text_comparison"),
-            demand=card.get("demand"),
+            demand=card["demand"],
         )
         mlflow.log_artifacts(str(card_dir), "card")
 
