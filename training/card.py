@@ -159,14 +159,16 @@ def save_plots(
         )
         paths.append(_save(fig, out / "trajectory_example.png"))
 
-    if demand is not None:
+    if demand is not None:  # the pooled "other" bucket would dwarf the named ones
+        named = demand[demand["category"] != "other"]
         fig = Figure(figsize=(8, 3.5))
         ax = fig.subplots()
-        idx = np.arange(len(demand))
+        idx = np.arange(len(named))
         for shift, column in ((-0.27, "forecast"), (0.0, "persistence"), (0.27, "actual")):
-            ax.bar(idx + shift, demand[column].fillna(0.0), width=0.27, label=column)
-        ax.set_xticks(idx, demand["category"].astype(str), rotation=90, fontsize=5)
-        ax.set(ylabel="core-behaviour events", title="Category demand, next period")
+            ax.bar(idx + shift, named[column].fillna(0.0), width=0.27, label=column)
+        ax.set_xticks(idx, named["category"].astype(str), rotation=90, fontsize=5)
+        title = "Category demand, next period (named categories; 'other' in the card's table)"
+        ax.set(ylabel="core-behaviour events", title=title)
         ax.legend()
         paths.append(_save(fig, out / "demand_forecast.png"))
     return paths
